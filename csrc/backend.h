@@ -1,0 +1,106 @@
+/* backend.h -- the backend interface: every op runs through one of these vtables.
+ *
+ * An op is declared once in ops.h (shape logic and checks in ops.c); each backend (cpu/,
+ * cuda/) implements the kernels behind this small table. Buffers passed to a backend live on
+ * its device (host memory for CPU, device memory for CUDA) and are described by mms_tensor.
+ * Thread safety: every entry may be called concurrently from several threads with distinct
+ * output buffers; backends keep per-thread or per-call scratch internally. */
+#ifndef MMS_BACKEND_H
+#define MMS_BACKEND_H
+
+#include "mms_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mms_act {
+    MMS_ACT_NONE = 0,
+    MMS_ACT_GELU,       /* exact erf GELU                                   */
+    MMS_ACT_GELU_TANH,  /* tanh approximation (gelu_pytorch_tanh)           */
+    MMS_ACT_QUICK_GELU, /* x * sigmoid(1.702 x) (OpenAI CLIP)               */
+    MMS_ACT_RELU,
+    MMS_ACT_SILU,       /* x * sigmoid(x)                                   */
+} mms_act;
+
+/* Weights of y = x W^T + b, prepared for one backend. */
+typedef struct mms_linear {
+    int64_t in, out;
+    mms_tensor w;    /* (out, in) F32 or BF16 on the backend's device                     */
+    mms_tensor b;    /* (out,) F32, or ndim == 0 when the layer has no bias               */
+} mms_linear;
+
+/* Fused multi-head attention. q/k/v rows are tokens; head h of token t is the head_dim
+ * floats starting at ptr + t*row_stride + h*head_dim (so packed qkv buffers need no copy).
+ * out: (batch, n_q, n_heads*head_dim) contiguous, dtype out_dtype (F32 or BF16). */
+typedef struct mms_attn_args {
+    int64_t batch, n_q, n_kv, n_heads, head_dim;
+    const float *q; int64_t q_row, q_batch;     /* strides in elements */
+    const float *k; const float *v; int64_t kv_row, kv_batch;
+    void *out; mms_dtype out_dtype;
+    const int64_t *key_mask; /* (batch, n_kv), 1 = attend; NULL = attend everywhere */
+    int causal;              /* query i sees keys j <= i (+ offset n_kv - n_q)        */
+    float scale;
+} mms_attn_args;
+
+typedef struct mms_backend mms_backend;
+
+typedef struct mms_backend_vtable {
+    const char *name;
+    /* memory on the backend's device */
+    void *(*alloc)(mms_backend *be, size_t n);
+    void (*free)(mms_backend *be, void *p);
+    mms_status (*upload)(mms_backend *be, void *dst, const void *src_host, size_t n, mms_error *err);
+    mms_status (*download)(mms_backend *be, void *dst_host, const void *src, size_t n, mms_error *err);
+    mms_status (*sync)(mms_backend *be, mms_error *err);
+
+    /* y (M, N) = act(x (M, K) W^T + b) [+ residual (M, N), F32].  x, y: F32 or BF16. */
+    mms_status (*linear)(mms_backend *be, const mms_tensor *x, const mms_linear *L, mms_act act,
+                         const mms_tensor *residual, mms_tensor *y, mms_error *err);
+    /* y (rows, dim) = layernorm(x) * g + b (b may be NULL); x F32, y F32 or BF16. */
+    mms_status (*layernorm)(mms_backend *be, const mms_tensor *x, const float *g, const float *b,
+                            float eps, mms_tensor *y, mms_error *err);
+    mms_status (*attention)(mms_backend *be, const mms_attn_args *a, mms_error *err);
+    /* x (n) = act(x) in place, F32 */
+    mms_status (*activation)(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err);
+    /* y (rows, cols) += v (cols) broadcast over rows when v_rows == 1, else elementwise. F32 */
+    mms_status (*add)(mms_backend *be, mms_tensor *y, const mms_tensor *v, mms_error *err);
+    /* out (n, dim) F32 = table[ids[i]] ; table F32/F16/BF16 (rows, dim); ids I64 (n) checked */
+    mms_status (*embedding)(mms_backend *be, const mms_tensor *table, const mms_tensor *ids,
+                            mms_tensor *out, mms_error *err);
+    /* out (B, (H/p)*(W/p), C*p*p) F32 from pixels (B, C, H, W) F32; rows ordered (c, ky, kx) */
+    mms_status (*im2col)(mms_backend *be, const mms_tensor *pixels, int patch, mms_tensor *out, mms_error *err);
+    /* strided 2-D copy: dst (rows, cols) <- src (rows, cols), F32, strides in elements */
+    mms_status (*copy2d)(mms_backend *be, float *dst, int64_t dst_stride, const float *src,
+                         int64_t src_stride, int64_t rows, int64_t cols, mms_error *err);
+    /* x (rows, dim) /= ||x||_2 row-wise, F32 */
+    mms_status (*l2_normalize)(mms_backend *be, mms_tensor *x, mms_error *err);
+    /* prepare weights for this backend: convert to `dtype` (F32 or BF16), move to device.
+     * `src` (out, in) may be F32/F16/BF16 host memory (e.g. an mmap view); when no
+     * conversion is needed on a host backend the result BORROWS src (takes a reference). */
+    mms_status (*linear_prepare)(mms_backend *be, const mms_tensor *w, const mms_tensor *b,
+                                 mms_dtype dtype, mms_linear *out, mms_error *err);
+    void (*linear_release)(mms_backend *be, mms_linear *L);
+    /* host F32/F16/BF16 vector -> backend F32 tensor (borrows when possible). */
+    mms_status (*vector_prepare)(mms_backend *be, const mms_tensor *src, mms_tensor *out, mms_error *err);
+    void (*destroy)(mms_backend *be);
+} mms_backend_vtable;
+
+struct mms_backend {
+    const mms_backend_vtable *vt;
+    mms_device device;
+    void *impl; /* backend-private state */
+};
+
+/* The process-wide CPU backend (created on first use; never freed). */
+mms_backend *mms_backend_cpu(void);
+/* The CUDA backend for device 0, or NULL with an error when not built/available. */
+mms_backend *mms_backend_cuda(mms_error *err);
+/* Does the CPU have AMX-BF16 / AVX512-BF16 (reported, used by oneDNN automatically)? */
+int mms_cpu_has_amx(void);
+const char *mms_cpu_isa_name(void); /* "avx512", "avx2" or "scalar": hand-written kernels in use */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

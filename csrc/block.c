@@ -1,0 +1,254 @@
+/* block.c -- loading and running the configurable transformer block (see block.h). */
+#include "block.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+mms_status mms_load_vector(mms_backend *be, const mms_weights *w, const char *name, int64_t expect_len,
+                           mms_tensor *out, mms_error *err) {
+    mms_tensor t;
+    mms_status rc = mms_weights_get(w, name, &t, err);
+    if (rc != MMS_OK) return rc;
+    if (expect_len >= 0 && mms_tensor_numel(&t) != expect_len) {
+        char buf[64];
+        rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has shape %s, expected %lld elements", name,
+                           mms_tensor_shape_str(&t, buf, sizeof buf), (long long)expect_len);
+    } else {
+        rc = be->vt->vector_prepare(be, &t, out, err);
+    }
+    mms_tensor_release(&t);
+    return rc;
+}
+
+mms_status mms_load_linear(mms_backend *be, const mms_weights *w, const char *prefix, int64_t in, int64_t out_dim,
+                           int need_bias, mms_dtype dtype, mms_linear *out, mms_error *err) {
+    char wn[512], bn[512], buf[64];
+    snprintf(wn, sizeof wn, "%s.weight", prefix);
+    snprintf(bn, sizeof bn, "%s.bias", prefix);
+    mms_tensor tw, tb;
+    memset(&tb, 0, sizeof tb);
+    mms_status rc = mms_weights_get(w, wn, &tw, err);
+    if (rc != MMS_OK) return rc;
+    if (tw.ndim != 2 || tw.ne[0] != out_dim || tw.ne[1] != in) {
+        rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has shape %s, expected (%lld, %lld) from the config", wn,
+                           mms_tensor_shape_str(&tw, buf, sizeof buf), (long long)out_dim, (long long)in);
+        mms_tensor_release(&tw);
+        return rc;
+    }
+    if (mms_weights_find(w, bn)) {
+        rc = mms_weights_get(w, bn, &tb, err);
+    } else if (need_bias) {
+        rc = mms_error_set(err, MMS_ERR_NOT_FOUND, "tensor '%s' not found in checkpoint", bn);
+    }
+    if (rc == MMS_OK) rc = be->vt->linear_prepare(be, &tw, tb.ndim ? &tb : NULL, dtype, out, err);
+    mms_tensor_release(&tw);
+    mms_tensor_release(&tb);
+    return rc;
+}
+
+static void fmt_name(char *dst, size_t n, const char *pattern, int layer, const char *suffix) {
+    char tmp[448];
+    snprintf(tmp, sizeof tmp, pattern, layer);
+    snprintf(dst, n, "%s%s", tmp, suffix);
+}
+
+mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mms_weights *w,
+                          const mms_block_names *nm, int layer, mms_block_weights *out, mms_error *err) {
+    memset(out, 0, sizeof *out);
+    const int64_t D = cfg->hidden, F = cfg->ffn, A = cfg->n_heads * cfg->head_dim;
+    char n1[512], n2[512];
+    mms_status rc;
+    const int has_bias_norm = cfg->norm == MMS_NORM_LAYER;
+#define TRY(x) do { if ((rc = (x)) != MMS_OK) goto fail; } while (0)
+    fmt_name(n1, sizeof n1, nm->norm1, layer, ".weight");
+    TRY(mms_load_vector(be, w, n1, D, &out->norm1_g, err));
+    if (has_bias_norm) { fmt_name(n1, sizeof n1, nm->norm1, layer, ".bias"); TRY(mms_load_vector(be, w, n1, D, &out->norm1_b, err)); }
+    fmt_name(n1, sizeof n1, nm->norm2, layer, ".weight");
+    TRY(mms_load_vector(be, w, n1, D, &out->norm2_g, err));
+    if (has_bias_norm) { fmt_name(n1, sizeof n1, nm->norm2, layer, ".bias"); TRY(mms_load_vector(be, w, n1, D, &out->norm2_b, err)); }
+    if (nm->qkv_weight) {
+        /* packed [q; k; v] as stored */
+        mms_tensor tw, tb;
+        memset(&tb, 0, sizeof tb);
+        fmt_name(n1, sizeof n1, nm->qkv_weight, layer, "");
+        TRY(mms_weights_get(w, n1, &tw, err));
+        if (tw.ndim != 2 || tw.ne[0] != 3 * A || tw.ne[1] != D) {
+            char b[64];
+            rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has shape %s, expected (%lld, %lld)", n1,
+                               mms_tensor_shape_str(&tw, b, sizeof b), (long long)(3 * A), (long long)D);
+            mms_tensor_release(&tw);
+            goto fail;
+        }
+        if (nm->qkv_bias) {
+            fmt_name(n2, sizeof n2, nm->qkv_bias, layer, "");
+            rc = mms_weights_get(w, n2, &tb, err);
+            if (rc == MMS_OK && mms_tensor_numel(&tb) != 3 * A) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n2);
+        }
+        if (rc == MMS_OK) rc = be->vt->linear_prepare(be, &tw, tb.ndim ? &tb : NULL, cfg->compute, &out->qkv, err);
+        mms_tensor_release(&tw);
+        mms_tensor_release(&tb);
+        if (rc != MMS_OK) goto fail;
+        out->packed_qkv = 1;
+    } else if (cfg->compute != MMS_DTYPE_F32 && be->device == MMS_DEVICE_CPU) {
+        /* weights get converted anyway: pack q, k, v into one (3A, D) matrix -> one GEMM */
+        const char *parts[3] = {nm->q, nm->k, nm->v};
+        int64_t ne_w[2] = {3 * A, D}, ne_b[1] = {3 * A};
+        mms_tensor pw, pb;
+        memset(&pb, 0, sizeof pb);
+        TRY(mms_tensor_alloc(&pw, MMS_DTYPE_F32, 2, ne_w, err));
+        rc = mms_tensor_alloc(&pb, MMS_DTYPE_F32, 1, ne_b, err);
+        int any_bias = 0;
+        for (int i = 0; i < 3 && rc == MMS_OK; i++) {
+            mms_tensor t;
+            fmt_name(n1, sizeof n1, parts[i], layer, ".weight");
+            rc = mms_weights_get(w, n1, &t, err);
+            if (rc != MMS_OK) break;
+            if (t.ndim != 2 || t.ne[0] != A || t.ne[1] != D) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong shape", n1);
+            else rc = mms_convert(t.data, t.dtype, (float *)pw.data + i * A * D, MMS_DTYPE_F32, A * D, err);
+            mms_tensor_release(&t);
+            fmt_name(n2, sizeof n2, parts[i], layer, ".bias");
+            float *bdst = (float *)pb.data + i * A;
+            if (rc == MMS_OK && mms_weights_find(w, n2)) {
+                rc = mms_weights_get(w, n2, &t, err);
+                if (rc == MMS_OK) {
+                    if (mms_tensor_numel(&t) != A) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n2);
+                    else rc = mms_convert(t.data, t.dtype, bdst, MMS_DTYPE_F32, A, err);
+                    mms_tensor_release(&t);
+                }
+                any_bias = 1;
+            } else {
+                memset(bdst, 0, (size_t)A * sizeof(float));
+            }
+        }
+        if (rc == MMS_OK) rc = be->vt->linear_prepare(be, &pw, any_bias ? &pb : NULL, cfg->compute, &out->qkv, err);
+        mms_tensor_release(&pw);
+        mms_tensor_release(&pb);
+        if (rc != MMS_OK) goto fail;
+        out->packed_qkv = 1;
+    } else {
+        fmt_name(n1, sizeof n1, nm->q, layer, "");
+        TRY(mms_load_linear(be, w, n1, D, A, 0, cfg->compute, &out->q, err));
+        fmt_name(n1, sizeof n1, nm->k, layer, "");
+        TRY(mms_load_linear(be, w, n1, D, A, 0, cfg->compute, &out->k, err));
+        fmt_name(n1, sizeof n1, nm->v, layer, "");
+        TRY(mms_load_linear(be, w, n1, D, A, 0, cfg->compute, &out->v, err));
+    }
+    fmt_name(n1, sizeof n1, nm->o, layer, "");
+    TRY(mms_load_linear(be, w, n1, A, D, 0, cfg->compute, &out->o, err));
+    fmt_name(n1, sizeof n1, nm->fc1, layer, "");
+    TRY(mms_load_linear(be, w, n1, D, F, 0, cfg->compute, &out->fc1, err));
+    fmt_name(n1, sizeof n1, nm->fc2, layer, "");
+    TRY(mms_load_linear(be, w, n1, F, D, 0, cfg->compute, &out->fc2, err));
+#undef TRY
+    return MMS_OK;
+fail:
+    mms_block_release(be, out);
+    return rc;
+}
+
+void mms_block_release(mms_backend *be, mms_block_weights *bw) {
+    mms_tensor_release(&bw->norm1_g);
+    mms_tensor_release(&bw->norm1_b);
+    mms_tensor_release(&bw->norm2_g);
+    mms_tensor_release(&bw->norm2_b);
+    mms_linear *ls[] = {&bw->qkv, &bw->q, &bw->k, &bw->v, &bw->o, &bw->fc1, &bw->fc2};
+    for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+        if (ls[i]->w.data) be->vt->linear_release(be, ls[i]);
+    memset(bw, 0, sizeof *bw);
+}
+
+mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg, int64_t T, mms_block_scratch *s,
+                                   mms_error *err) {
+    memset(s, 0, sizeof *s);
+    const int64_t D = cfg->hidden, A = cfg->n_heads * cfg->head_dim, F = cfg->ffn;
+    const int64_t W = D > A ? D : A;
+    s->max_tokens = T;
+    s->h = be->vt->alloc(be, (size_t)(T * W) * 4);
+    s->qkv = be->vt->alloc(be, (size_t)(T * 3 * A) * 4);
+    s->att = be->vt->alloc(be, (size_t)(T * A) * 4);
+    s->ffn = be->vt->alloc(be, (size_t)(T * F) * 4);
+    s->tmp = be->vt->alloc(be, (size_t)(T * D) * 4);
+    if (!s->h || !s->qkv || !s->att || !s->ffn || !s->tmp) {
+        mms_block_scratch_free(be, s);
+        return mms_error_set(err, MMS_ERR_NOMEM, "out of memory for activations (%lld tokens)", (long long)T);
+    }
+    return MMS_OK;
+}
+
+void mms_block_scratch_free(mms_backend *be, mms_block_scratch *s) {
+    void *p[] = {s->h, s->qkv, s->att, s->ffn, s->tmp};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
+        if (p[i]) be->vt->free(be, p[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static mms_tensor dev_view(mms_backend *be, void *p, mms_dtype dt, int64_t rows, int64_t cols) {
+    int64_t ne[2] = {rows, cols};
+    mms_tensor t = mms_tensor_view(p, dt, 2, ne);
+    t.device = be->device;
+    return t;
+}
+
+mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
+                             int64_t batch, int64_t tokens, const int64_t *key_mask, mms_block_scratch *s,
+                             mms_error *err) {
+    const int64_t M = batch * tokens, D = cfg->hidden, A = cfg->n_heads * cfg->head_dim, F = cfg->ffn;
+    if (M > s->max_tokens) return mms_error_set(err, MMS_ERR_INTERNAL, "block scratch too small");
+    const mms_dtype cd = cfg->compute; /* dtype of GEMM inputs */
+    mms_status rc;
+    mms_tensor tx = dev_view(be, x, MMS_DTYPE_F32, M, D);
+    mms_tensor th = dev_view(be, s->h, cd, M, D);
+    mms_tensor ttmp = dev_view(be, s->tmp, MMS_DTYPE_F32, M, D);
+    mms_tensor tatt = dev_view(be, s->att, cd, M, A);
+    mms_tensor tffn = dev_view(be, s->ffn, cd, M, F);
+#define TRY(e) do { if ((rc = (e)) != MMS_OK) return rc; } while (0)
+    /* ---- attention ---- */
+    const mms_tensor *attn_in = &tx;
+    if (cfg->pre_norm) {
+        TRY(mms_op_layernorm(be, &tx, &bw->norm1_g, bw->norm1_b.ndim ? &bw->norm1_b : NULL, cfg->norm_eps, &th, err));
+        attn_in = &th;
+    } else if (cd != MMS_DTYPE_F32) {
+        attn_in = &tx; /* the linear op converts F32 inputs for bf16 weights */
+    }
+    mms_attn_args a;
+    memset(&a, 0, sizeof a);
+    if (bw->packed_qkv) {
+        mms_tensor tq = dev_view(be, s->qkv, MMS_DTYPE_F32, M, 3 * A);
+        TRY(mms_op_linear(be, attn_in, &bw->qkv, MMS_ACT_NONE, NULL, &tq, err));
+        a.q = s->qkv; a.k = s->qkv + A; a.v = s->qkv + 2 * A;
+        a.q_row = a.kv_row = 3 * A;
+    } else {
+        mms_tensor tq = dev_view(be, s->qkv, MMS_DTYPE_F32, M, A);
+        mms_tensor tk = dev_view(be, s->qkv + M * A, MMS_DTYPE_F32, M, A);
+        mms_tensor tv = dev_view(be, s->qkv + 2 * M * A, MMS_DTYPE_F32, M, A);
+        TRY(mms_op_linear(be, attn_in, &bw->q, MMS_ACT_NONE, NULL, &tq, err));
+        TRY(mms_op_linear(be, attn_in, &bw->k, MMS_ACT_NONE, NULL, &tk, err));
+        TRY(mms_op_linear(be, attn_in, &bw->v, MMS_ACT_NONE, NULL, &tv, err));
+        a.q = s->qkv; a.k = s->qkv + M * A; a.v = s->qkv + 2 * M * A;
+        a.q_row = a.kv_row = A;
+    }
+    a.batch = batch; a.n_q = tokens; a.n_kv = tokens;
+    a.n_heads = cfg->n_heads; a.head_dim = cfg->head_dim;
+    a.q_batch = a.q_row * tokens; a.kv_batch = a.kv_row * tokens;
+    a.out = s->att; a.out_dtype = cd;
+    a.key_mask = key_mask; a.causal = cfg->causal;
+    a.scale = cfg->attn_scale > 0 ? cfg->attn_scale : 1.0f / sqrtf((float)cfg->head_dim);
+    TRY(mms_op_attention(be, &a, err));
+    /* tmp = o(att) + x */
+    TRY(mms_op_linear(be, &tatt, &bw->o, MMS_ACT_NONE, &tx, &ttmp, err));
+    if (cfg->pre_norm) {
+        /* ---- MLP: x = fc2(act(fc1(norm2(tmp)))) + tmp ---- */
+        TRY(mms_op_layernorm(be, &ttmp, &bw->norm2_g, bw->norm2_b.ndim ? &bw->norm2_b : NULL, cfg->norm_eps, &th, err));
+        TRY(mms_op_linear(be, &th, &bw->fc1, cfg->act, NULL, &tffn, err));
+        TRY(mms_op_linear(be, &tffn, &bw->fc2, MMS_ACT_NONE, &ttmp, &tx, err));
+    } else {
+        /* post-norm: x = norm1(tmp); tmp = fc2(act(fc1(x))) + x; x = norm2(tmp) */
+        TRY(mms_op_layernorm(be, &ttmp, &bw->norm1_g, bw->norm1_b.ndim ? &bw->norm1_b : NULL, cfg->norm_eps, &tx, err));
+        TRY(mms_op_linear(be, &tx, &bw->fc1, cfg->act, NULL, &tffn, err));
+        TRY(mms_op_linear(be, &tffn, &bw->fc2, MMS_ACT_NONE, &tx, &ttmp, err));
+        TRY(mms_op_layernorm(be, &ttmp, &bw->norm2_g, bw->norm2_b.ndim ? &bw->norm2_b : NULL, cfg->norm_eps, &tx, err));
+    }
+#undef TRY
+    return MMS_OK;
+}

@@ -1,0 +1,90 @@
+/* block.h -- the one configurable transformer block every family uses.
+ *
+ * A block is: attention (self or, later, cross) + MLP, each with a norm and a residual,
+ * arranged pre-norm (CLIP, SigLIP, ViTs, decoders) or post-norm (BERT / Q-Former). Family files
+ * only fill a mms_block_config and name their tensors through mms_block_names; nothing in
+ * here knows which model it runs. Weights are immutable after load (shareable across threads);
+ * every forward call brings its own scratch. */
+#ifndef MMS_BLOCK_H
+#define MMS_BLOCK_H
+
+#include "ops.h"
+#include "safetensors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mms_norm_kind { MMS_NORM_LAYER = 0, MMS_NORM_RMS = 1 } mms_norm_kind;
+
+typedef struct mms_block_config {
+    int64_t hidden;     /* D                                                   */
+    int64_t n_heads;
+    int64_t head_dim;   /* D / n_heads unless the family says otherwise         */
+    int64_t ffn;        /* MLP inner size                                       */
+    mms_norm_kind norm;
+    float norm_eps;
+    int pre_norm;       /* 1: x += attn(norm1(x)); x += mlp(norm2(x))
+                           0: x = norm1(x + attn(x)); x = norm2(x + mlp(x))     */
+    mms_act act;
+    int causal;         /* causal self-attention mask                            */
+    float attn_scale;   /* 0 -> 1/sqrt(head_dim)                                 */
+    mms_dtype compute;  /* weight dtype: F32 or BF16 (activations stay F32)      */
+} mms_block_config;
+
+/* printf patterns (one %d = layer index) of a block's tensors, without ".weight"/".bias".
+ * Either q/k/v (separate projections) or qkv (packed [3D, D] as in nn.MultiheadAttention:
+ * then qkv_weight/qkv_bias are full tensor names, e.g. "...attn.in_proj_weight"). */
+typedef struct mms_block_names {
+    const char *norm1, *norm2;
+    const char *q, *k, *v;
+    const char *qkv_weight, *qkv_bias;
+    const char *o, *fc1, *fc2;
+} mms_block_names;
+
+typedef struct mms_block_weights {
+    mms_tensor norm1_g, norm1_b, norm2_g, norm2_b; /* (D) F32; _b ndim 0 for RMSNorm */
+    int packed_qkv;                                /* 1: qkv holds [q; k; v] rows      */
+    mms_linear qkv;                                /* (3D, D)                          */
+    mms_linear q, k, v;                            /* (D, D) each when !packed_qkv     */
+    mms_linear o, fc1, fc2;
+} mms_block_weights;
+
+/* Load layer `layer` of a block from w according to names, converting to cfg->compute on
+ * backend be. Shapes are checked against cfg; errors name the tensor. On failure nothing
+ * is left allocated. */
+mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mms_weights *w,
+                          const mms_block_names *names, int layer, mms_block_weights *out, mms_error *err);
+void mms_block_release(mms_backend *be, mms_block_weights *bw);
+
+/* Per-call scratch sized for up to max_tokens = batch * tokens rows. */
+typedef struct mms_block_scratch {
+    int64_t max_tokens;
+    void *h;    /* (tokens, D)   normed input, compute dtype (F32 size reserved)     */
+    float *qkv; /* (tokens, 3D)  F32                                                 */
+    void *att;  /* (tokens, D)   attention output                                    */
+    void *ffn;  /* (tokens, F)   MLP inner activations                               */
+    float *tmp; /* (tokens, D)   F32 ping-pong buffer for residual outputs           */
+} mms_block_scratch;
+
+mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg, int64_t max_tokens,
+                                   mms_block_scratch *s, mms_error *err);
+void mms_block_scratch_free(mms_backend *be, mms_block_scratch *s);
+
+/* x: (batch, tokens, D) F32, updated in place (via s->tmp). key_mask: (batch, tokens) I64,
+ * 1 = real token, or NULL. */
+mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
+                             float *x, int64_t batch, int64_t tokens, const int64_t *key_mask,
+                             mms_block_scratch *s, mms_error *err);
+
+/* Load (D) norm weight/bias "<prefix>.weight" / "<prefix>.bias" (bias optional when
+ * allow_no_bias). Shared helper for family files. */
+mms_status mms_load_vector(mms_backend *be, const mms_weights *w, const char *name, int64_t expect_len,
+                           mms_tensor *out, mms_error *err);
+mms_status mms_load_linear(mms_backend *be, const mms_weights *w, const char *prefix, int64_t in, int64_t out_dim,
+                           int need_bias, mms_dtype dtype, mms_linear *out, mms_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

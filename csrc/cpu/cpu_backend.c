@@ -1,0 +1,145 @@
+/* cpu_backend.c -- the CPU backend's vtable, ISA detection and weight preparation. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+
+mms_status mms_cpu_layernorm(mms_backend *, const mms_tensor *, const float *, const float *, float, mms_tensor *, mms_error *);
+mms_status mms_cpu_activation(mms_backend *, mms_tensor *, mms_act, mms_error *);
+mms_status mms_cpu_add(mms_backend *, mms_tensor *, const mms_tensor *, mms_error *);
+mms_status mms_cpu_embedding(mms_backend *, const mms_tensor *, const mms_tensor *, mms_tensor *, mms_error *);
+mms_status mms_cpu_im2col(mms_backend *, const mms_tensor *, int, mms_tensor *, mms_error *);
+mms_status mms_cpu_copy2d(mms_backend *, float *, int64_t, const float *, int64_t, int64_t, int64_t, mms_error *);
+mms_status mms_cpu_l2_normalize(mms_backend *, mms_tensor *, mms_error *);
+
+static atomic_int g_forced = -1;
+
+mms_cpu_isa mms_cpu_isa_get(void) {
+    int f = atomic_load(&g_forced);
+    if (f >= 0) return (mms_cpu_isa)f;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return MMS_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MMS_ISA_AVX2;
+    return MMS_ISA_GENERIC;
+}
+
+void mms_cpu_force_isa(int isa) {
+    mms_cpu_isa best;
+    atomic_store(&g_forced, -1);
+    best = mms_cpu_isa_get();
+    atomic_store(&g_forced, isa < 0 ? -1 : (isa > (int)best ? (int)best : isa));
+}
+
+const char *mms_cpu_isa_name(void) {
+    static const char *n[] = {"scalar", "avx2", "avx512"};
+    return n[mms_cpu_isa_get()];
+}
+
+int mms_cpu_has_amx(void) {
+    /* CPUID.(EAX=7,ECX=0):EDX bit 22 = AMX-BF16 */
+    unsigned a = 7, b = 0, c = 0, d = 0;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    return (d >> 22) & 1;
+}
+
+static void *cpu_alloc(mms_backend *be, size_t n) { (void)be; return mms_malloc(n ? n : 1); }
+static void cpu_free(mms_backend *be, void *p) { (void)be; mms_free(p); }
+static mms_status cpu_copy(mms_backend *be, void *dst, const void *src, size_t n, mms_error *err) {
+    (void)be; (void)err;
+    memcpy(dst, src, n);
+    return MMS_OK;
+}
+static mms_status cpu_sync(mms_backend *be, mms_error *err) { (void)be; (void)err; return MMS_OK; }
+
+static mms_status cpu_linear(mms_backend *be, const mms_tensor *x, const mms_linear *L, mms_act act,
+                             const mms_tensor *residual, mms_tensor *y, mms_error *err) {
+    (void)be;
+    return mms_cpu_linear_dnnl(x, L, act, residual, y, err);
+}
+
+static mms_status cpu_attention(mms_backend *be, const mms_attn_args *a, mms_error *err) {
+    (void)be;
+    return mms_cpu_attention_isa(a, mms_cpu_isa_get(), err);
+}
+
+/* Borrow src when it already has the wanted dtype and is contiguous; else convert. */
+static mms_status prepare_tensor(const mms_tensor *src, mms_dtype want, mms_tensor *out, mms_error *err) {
+    if (src->dtype == want && mms_tensor_is_contiguous(src)) {
+        *out = *src;
+        mms_storage_retain(out->storage);
+        return MMS_OK;
+    }
+    if (!mms_tensor_is_contiguous(src)) return mms_error_set(err, MMS_ERR_VALUE, "weight is not contiguous");
+    mms_status rc = mms_tensor_alloc(out, want, src->ndim, src->ne, err);
+    if (rc != MMS_OK) return rc;
+    rc = mms_convert(src->data, src->dtype, out->data, want, mms_tensor_numel(src), err);
+    if (rc != MMS_OK) mms_tensor_release(out);
+    return rc;
+}
+
+static mms_status cpu_linear_prepare(mms_backend *be, const mms_tensor *w, const mms_tensor *b, mms_dtype dtype,
+                                     mms_linear *out, mms_error *err) {
+    (void)be;
+    memset(out, 0, sizeof *out);
+    if (w->ndim != 2) return mms_error_set(err, MMS_ERR_VALUE, "linear weight must be 2-D");
+    out->out = w->ne[0];
+    out->in = w->ne[1];
+    mms_status rc = prepare_tensor(w, dtype, &out->w, err);
+    if (rc == MMS_OK && b && b->ndim) {
+        if (mms_tensor_numel(b) != out->out) rc = mms_error_set(err, MMS_ERR_VALUE, "bias has %lld elements, expected %lld",
+                                                                 (long long)mms_tensor_numel(b), (long long)out->out);
+        else rc = prepare_tensor(b, MMS_DTYPE_F32, &out->b, err);
+    }
+    if (rc != MMS_OK) {
+        mms_tensor_release(&out->w);
+        mms_tensor_release(&out->b);
+    }
+    return rc;
+}
+
+static void cpu_linear_release(mms_backend *be, mms_linear *L) {
+    (void)be;
+    mms_tensor_release(&L->w);
+    mms_tensor_release(&L->b);
+}
+
+static mms_status cpu_vector_prepare(mms_backend *be, const mms_tensor *src, mms_tensor *out, mms_error *err) {
+    (void)be;
+    return prepare_tensor(src, MMS_DTYPE_F32, out, err);
+}
+
+static void cpu_destroy(mms_backend *be) { (void)be; }
+
+static const mms_backend_vtable k_cpu_vt = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .linear = cpu_linear,
+    .layernorm = mms_cpu_layernorm,
+    .attention = cpu_attention,
+    .activation = mms_cpu_activation,
+    .add = mms_cpu_add,
+    .embedding = mms_cpu_embedding,
+    .im2col = mms_cpu_im2col,
+    .copy2d = mms_cpu_copy2d,
+    .l2_normalize = mms_cpu_l2_normalize,
+    .linear_prepare = cpu_linear_prepare,
+    .linear_release = cpu_linear_release,
+    .vector_prepare = cpu_vector_prepare,
+    .destroy = cpu_destroy,
+};
+
+static mms_backend g_cpu = {&k_cpu_vt, MMS_DEVICE_CPU, NULL};
+
+mms_backend *mms_backend_cpu(void) { return &g_cpu; }
+
+#ifndef MMS_WITH_CUDA
+mms_backend *mms_backend_cuda(mms_error *err) {
+    mms_error_set(err, MMS_ERR_UNSUPPORTED, "device='cuda': mmsuite was built without CUDA (nvcc/cuBLAS not found at build time)");
+    return NULL;
+}
+#endif

@@ -1,0 +1,109 @@
+/* ops.c -- shape/dtype checks and dispatch for every op in ops.h. */
+#include "ops.h"
+
+#include <string.h>
+
+#define SHAPE(t, buf) mms_tensor_shape_str((t), (buf), sizeof(buf))
+
+static int is_act_dtype(mms_dtype d) { return d == MMS_DTYPE_F32 || d == MMS_DTYPE_BF16; }
+
+mms_status mms_op_linear(mms_backend *be, const mms_tensor *x, const mms_linear *L, mms_act act,
+                         const mms_tensor *residual, mms_tensor *y, mms_error *err) {
+    char a[64], b[64];
+    if (x->ndim < 1 || x->ne[x->ndim - 1] != L->in || y->ne[y->ndim - 1] != L->out ||
+        mms_tensor_numel(x) / L->in != mms_tensor_numel(y) / L->out)
+        return mms_error_set(err, MMS_ERR_VALUE, "linear: x %s, y %s do not fit weight (%lld, %lld)", SHAPE(x, a),
+                             SHAPE(y, b), (long long)L->out, (long long)L->in);
+    if (!is_act_dtype(x->dtype) || !is_act_dtype(y->dtype))
+        return mms_error_set(err, MMS_ERR_VALUE, "linear: x and y must be float32 or bfloat16");
+    if (residual && (residual->dtype != MMS_DTYPE_F32 || mms_tensor_numel(residual) != mms_tensor_numel(y)))
+        return mms_error_set(err, MMS_ERR_VALUE, "linear: residual must be float32 shaped like y");
+    return be->vt->linear(be, x, L, act, residual, y, err);
+}
+
+mms_status mms_op_layernorm(mms_backend *be, const mms_tensor *x, const mms_tensor *g, const mms_tensor *b,
+                            float eps, mms_tensor *y, mms_error *err) {
+    int64_t D = x->ne[x->ndim - 1];
+    if (x->dtype != MMS_DTYPE_F32 || !is_act_dtype(y->dtype) || mms_tensor_numel(x) != mms_tensor_numel(y) ||
+        g->dtype != MMS_DTYPE_F32 || mms_tensor_numel(g) != D || (b && (b->dtype != MMS_DTYPE_F32 || mms_tensor_numel(b) != D)))
+        return mms_error_set(err, MMS_ERR_VALUE, "layernorm: shape/dtype mismatch (dim %lld)", (long long)D);
+    return be->vt->layernorm(be, x, g->data, b ? b->data : NULL, eps, y, err);
+}
+
+mms_status mms_op_attention(mms_backend *be, const mms_attn_args *a, mms_error *err) {
+    if (a->batch <= 0 || a->n_q <= 0 || a->n_kv <= 0 || a->n_heads <= 0 || a->head_dim <= 0 || !is_act_dtype(a->out_dtype))
+        return mms_error_set(err, MMS_ERR_VALUE, "attention: bad sizes (batch %lld, n_q %lld, n_kv %lld)",
+                             (long long)a->batch, (long long)a->n_q, (long long)a->n_kv);
+    return be->vt->attention(be, a, err);
+}
+
+mms_status mms_op_activation(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err) {
+    if (x->dtype != MMS_DTYPE_F32) return mms_error_set(err, MMS_ERR_VALUE, "activation: float32 only");
+    if (act == MMS_ACT_NONE) return MMS_OK;
+    return be->vt->activation(be, x, act, err);
+}
+
+mms_status mms_op_add(mms_backend *be, mms_tensor *y, const mms_tensor *v, mms_error *err) {
+    int64_t C = y->ne[y->ndim - 1];
+    int64_t nv = mms_tensor_numel(v);
+    if (y->dtype != MMS_DTYPE_F32 || v->dtype != MMS_DTYPE_F32 || (nv != C && nv != mms_tensor_numel(y)))
+        return mms_error_set(err, MMS_ERR_VALUE, "add: operand of %lld elements does not broadcast to rows of %lld",
+                             (long long)nv, (long long)C);
+    return be->vt->add(be, y, v, err);
+}
+
+mms_status mms_op_embedding(mms_backend *be, const mms_tensor *table, const mms_tensor *ids, mms_tensor *out,
+                            mms_error *err) {
+    if (table->ndim != 2 || ids->dtype != MMS_DTYPE_I64 || out->dtype != MMS_DTYPE_F32 ||
+        mms_tensor_numel(out) != mms_tensor_numel(ids) * table->ne[1])
+        return mms_error_set(err, MMS_ERR_VALUE, "embedding: shape/dtype mismatch");
+    return be->vt->embedding(be, table, ids, out, err);
+}
+
+mms_status mms_op_patch_embed(mms_backend *be, const mms_tensor *pixels, int patch, const mms_linear *conv,
+                              mms_tensor *out, mms_error *err) {
+    char a[64];
+    if (pixels->ndim != 4 || pixels->dtype != MMS_DTYPE_F32 || patch <= 0 || pixels->ne[2] % patch ||
+        pixels->ne[3] % patch || pixels->ne[1] * patch * patch != conv->in)
+        return mms_error_set(err, MMS_ERR_VALUE, "patch_embed: pixel_values %s do not fit patch %d / conv in=%lld",
+                             SHAPE(pixels, a), patch, (long long)conv->in);
+    int64_t B = pixels->ne[0], np = (pixels->ne[2] / patch) * (pixels->ne[3] / patch);
+    int64_t ne[3] = {B, np, conv->in};
+    size_t bytes = (size_t)(B * np * conv->in) * sizeof(float);
+    void *buf = be->vt->alloc(be, bytes);
+    if (!buf) return mms_error_set(err, MMS_ERR_NOMEM, "patch_embed: out of memory (%zu bytes)", bytes);
+    mms_tensor cols = mms_tensor_view(buf, MMS_DTYPE_F32, 3, ne);
+    cols.device = be->device;
+    mms_status rc = be->vt->im2col(be, pixels, patch, &cols, err);
+    if (rc == MMS_OK) rc = mms_op_linear(be, &cols, conv, MMS_ACT_NONE, NULL, out, err);
+    be->vt->free(be, buf);
+    return rc;
+}
+
+mms_status mms_op_copy2d(mms_backend *be, float *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                         int64_t rows, int64_t cols, mms_error *err) {
+    if (rows < 0 || cols < 0) return mms_error_set(err, MMS_ERR_VALUE, "copy2d: negative size");
+    return be->vt->copy2d(be, dst, dst_stride, src, src_stride, rows, cols, err);
+}
+
+mms_status mms_op_l2_normalize(mms_backend *be, mms_tensor *x, mms_error *err) {
+    if (x->dtype != MMS_DTYPE_F32) return mms_error_set(err, MMS_ERR_VALUE, "l2_normalize: float32 only");
+    return be->vt->l2_normalize(be, x, err);
+}
+
+const char *mms_act_name(mms_act a) {
+    static const char *n[] = {"none", "gelu", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu"};
+    return (unsigned)a < sizeof n / sizeof n[0] ? n[a] : "?";
+}
+
+int mms_act_parse(const char *name) {
+    static const struct { const char *s; mms_act a; } k[] = {
+        {"gelu", MMS_ACT_GELU},          {"quick_gelu", MMS_ACT_QUICK_GELU},
+        {"gelu_pytorch_tanh", MMS_ACT_GELU_TANH}, {"gelu_new", MMS_ACT_GELU_TANH},
+        {"gelu_fast", MMS_ACT_GELU_TANH}, {"relu", MMS_ACT_RELU},
+        {"silu", MMS_ACT_SILU},          {"swish", MMS_ACT_SILU},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (strcmp(name, k[i].s) == 0) return (int)k[i].a;
+    return -1;
+}

@@ -1,0 +1,82 @@
+/* module.c -- the mmsuite._C extension module: init, exceptions, global settings. */
+#include "py_common.h"
+
+/* Weak defaults so the module links while a binding file is absent; each csrc/py file
+ * defines the strong symbol. */
+__attribute__((weak)) int mms_py_init_image(PyObject *m) { (void)m; return 0; }
+__attribute__((weak)) int mms_py_init_tokenizer(PyObject *m) { (void)m; return 0; }
+__attribute__((weak)) int mms_py_init_model(PyObject *m) { (void)m; return 0; }
+
+static PyObject *g_format_error, *g_config_error, *g_unsupported_error;
+
+PyObject *mms_py_raise(const mms_error *err) {
+    PyObject *type = PyExc_RuntimeError;
+    switch (err->code) {
+    case MMS_ERR_NOMEM: type = PyExc_MemoryError; break;
+    case MMS_ERR_IO: type = PyExc_OSError; break;
+    case MMS_ERR_NOT_FOUND: type = PyExc_FileNotFoundError; break;
+    case MMS_ERR_FORMAT: type = g_format_error ? g_format_error : PyExc_ValueError; break;
+    case MMS_ERR_VALUE: type = PyExc_ValueError; break;
+    case MMS_ERR_CONFIG: type = g_config_error ? g_config_error : PyExc_ValueError; break;
+    case MMS_ERR_UNSUPPORTED:
+        type = g_unsupported_error ? g_unsupported_error : PyExc_NotImplementedError;
+        break;
+    default: break;
+    }
+    PyErr_SetString(type, err->msg[0] ? err->msg : "mmsuite: unknown error");
+    return NULL;
+}
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
+    (void)self;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_num_threads: n must be >= 0 (0 = all cores)");
+        return NULL;
+    }
+    mms_set_num_threads((int)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyLong_FromLong(mms_get_num_threads());
+}
+
+static PyObject *py_memory_stats(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    mms_mem_stats s = mms_mem_get_stats();
+    return Py_BuildValue("{s:L,s:L,s:L}", "current_bytes", (long long)s.current_bytes,
+                         "peak_bytes", (long long)s.peak_bytes, "live_blocks", (long long)s.n_allocs);
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_num_threads", py_set_num_threads, METH_O, "Set the number of compute threads (0 = all cores)."},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "Number of compute threads in use."},
+    {"memory_stats", py_memory_stats, METH_NOARGS, "Bytes held by mmsuite's C allocator."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "mmsuite._C", "mmsuite C core (see csrc/mms.h).", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__C(void) {
+    PyObject *errors = PyImport_ImportModule("mmsuite.errors");
+    if (!errors) return NULL;
+    g_format_error = PyObject_GetAttrString(errors, "FormatError");
+    g_config_error = PyObject_GetAttrString(errors, "ConfigError");
+    g_unsupported_error = PyObject_GetAttrString(errors, "UnsupportedError");
+    Py_DECREF(errors);
+    if (!g_format_error || !g_config_error || !g_unsupported_error) return NULL;
+
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    if (mms_py_init_image(m) < 0 || mms_py_init_tokenizer(m) < 0 || mms_py_init_model(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,26 @@
+"""mmsuite: multimodal models from Hugging Face checkpoints on a C core."""
+from ._native import _C
+from .errors import ConfigError, FormatError, MMSError, ModelNotFoundError, UnsupportedError
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by every kernel and by oneDNN (0 = all cores)."""
+    _C.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return _C.get_num_threads()
+
+
+from .models import CLIP, SigLIP, load  # noqa: E402
+from .suite import MultimodalSuite  # noqa: E402
+
+try:  # the tokenizer / image modules are optional while under construction
+    from .tokenizer import load_tokenizer  # noqa: E402,F401
+except ImportError:  # pragma: no cover
+    pass
+
+__all__ = ["MultimodalSuite", "CLIP", "SigLIP", "load", "load_tokenizer", "set_num_threads", "get_num_threads",
+           "MMSError", "FormatError", "ConfigError", "UnsupportedError", "ModelNotFoundError"]

@@ -1,0 +1,3 @@
+"""MultimodalSuite: the task-level API (embed, similarity, classify, moderate)."""
+class MultimodalSuite:  # placeholder until suite lands
+    pass
