@@ -45,20 +45,51 @@ def find_onednn():
     return os.path.dirname(os.path.dirname(os.path.dirname(hdr))), os.path.dirname(lib)
 
 
-def find_cuda():
-    if os.environ.get("MMS_NO_CUDA"):
-        return None
-    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
-    if not nvcc:
-        return None
-    home = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
-    for libdir in ("lib64", "lib", "targets/x86_64-linux/lib"):
-        if glob.glob(os.path.join(home, libdir, "libcublas.so*")):
-            return nvcc, home, os.path.join(home, libdir)
+def _find_cublas(cuda_home):
+    """(include_dir, lib_dir, lib_file) of cuBLAS: the CUDA toolkit's, $MMS_CUBLAS_ROOT, or the
+    `nvidia-cublas` pip wheel (what PyTorch's CUDA wheels install)."""
+    roots = []
+    if os.environ.get("MMS_CUBLAS_ROOT"):
+        roots.append(os.environ["MMS_CUBLAS_ROOT"])
+    roots.append(cuda_home)
+    for name in ("nvidia-cublas", "nvidia-cublas-cu13", "nvidia-cublas-cu12"):
+        hdr = _dist_file([name], "include/cublas_v2.h")
+        if hdr:
+            roots.append(os.path.dirname(os.path.dirname(hdr)))
+    for root in roots:
+        inc = os.path.join(root, "include")
+        if not os.path.exists(os.path.join(inc, "cublas_v2.h")):
+            continue
+        for libdir in ("lib64", "lib", "targets/x86_64-linux/lib"):
+            libs = sorted(glob.glob(os.path.join(root, libdir, "libcublas.so*")))
+            if libs:
+                return inc, os.path.join(root, libdir), os.path.basename(libs[0])
     return None
 
 
-DNNL_INC, DNNL_LIB = find_onednn()
+def find_cuda():
+    """(nvcc, cuda_home, cudart_lib_dir, cublas) when CUDA can be built, else None."""
+    if os.environ.get("MMS_NO_CUDA"):
+        return None
+    nvcc = shutil.which("nvcc")
+    for cand in ([nvcc] if nvcc else []) + ["/usr/local/cuda/bin/nvcc"]:
+        home = os.path.dirname(os.path.dirname(os.path.realpath(cand)))
+        if os.path.exists(os.path.join(home, "include", "cuda_runtime.h")):
+            break
+    else:
+        return None
+    cudart = next((os.path.join(home, d) for d in ("lib64", "lib", "targets/x86_64-linux/lib")
+                   if glob.glob(os.path.join(home, d, "libcudart.so*"))), None)
+    cublas = _find_cublas(home)
+    if not cudart or not cublas:
+        print("mmsuite build: nvcc found but not cuBLAS/cudart; building CPU-only "
+              "(pip install nvidia-cublas, or set MMS_CUBLAS_ROOT, to build the CUDA backend)")
+        return None
+    return os.path.join(home, "bin", "nvcc"), home, cudart, cublas
+
+
+NO_DNNL = bool(os.environ.get("MMS_NO_DNNL"))
+DNNL_INC, DNNL_LIB = (None, None) if NO_DNNL else find_onednn()
 CUDA = find_cuda()
 
 sources = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/cpu/*.c") + glob.glob("csrc/py/*.c"))
@@ -67,20 +98,22 @@ if CUDA:
     sources += sorted(glob.glob("csrc/cuda/*.c"))
 
 define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_20_API_VERSION")]
-include_dirs = ["csrc", numpy.get_include(), DNNL_INC]
-library_dirs = [DNNL_LIB]
-libraries = ["dnnl", "png", "jpeg", "cjson", "gomp", "m"]
+include_dirs = ["csrc", numpy.get_include()] + ([DNNL_INC] if DNNL_INC else [])
+library_dirs = [DNNL_LIB] if DNNL_LIB else []
+libraries = ([] if NO_DNNL else ["dnnl"]) + ["png", "jpeg", "cjson", "gomp", "m"]
+if NO_DNNL:  # reference GEMM instead of oneDNN (GPU checks, exotic platforms); slow on CPU
+    define_macros.append(("MMS_NO_DNNL", "1"))
 # $ORIGIN/../../.. is <prefix>/lib for a package in <prefix>/lib/pythonX.Y/site-packages/mmsuite,
 # where the onednn wheel puts libdnnl.so.3; the absolute path covers editable/in-place builds.
-rpaths = ["$ORIGIN/../../..", DNNL_LIB]
+rpaths = ["$ORIGIN/../../.."] + ([DNNL_LIB] if DNNL_LIB else [])
 extra_objects = []
 if CUDA:
-    nvcc, cuda_home, cuda_lib = CUDA
+    nvcc, cuda_home, cuda_lib, (cublas_inc, cublas_libdir, cublas_file) = CUDA
     define_macros.append(("MMS_WITH_CUDA", "1"))
-    include_dirs.append(os.path.join(cuda_home, "include"))
-    library_dirs.append(cuda_lib)
-    libraries += ["cublas", "cudart"]
-    rpaths.append(cuda_lib)
+    include_dirs += [os.path.join(cuda_home, "include"), cublas_inc]
+    library_dirs += [cuda_lib, cublas_libdir]
+    libraries += [":" + cublas_file, "cudart", "stdc++"]
+    rpaths += [cuda_lib, cublas_libdir]
 
 debug = bool(os.environ.get("MMS_DEBUG"))
 sanitize = os.environ.get("MMS_SANITIZE")  # e.g. "address,undefined"
@@ -98,7 +131,7 @@ class BuildExt(build_ext):
 
     def build_extension(self, ext):
         if CUDA and cu_sources:
-            nvcc, cuda_home, _ = CUDA
+            nvcc = CUDA[0]
             out_dir = os.path.join(self.build_temp, "cuda")
             os.makedirs(out_dir, exist_ok=True)
             for src in cu_sources:

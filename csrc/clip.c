@@ -235,7 +235,13 @@ static mms_status load_weights(mms_clip *m, const mms_weights *w, const clip_nam
     {
         mms_tensor t;
         TRY(get_shaped(w, nm->tok, c->vocab_size, Dt, &t, err));
-        m->tok_emb = t; /* gathered rows are converted per call; keep as stored (borrowed) */
+        if (m->be->device == MMS_DEVICE_CPU) {
+            m->tok_emb = t; /* rows are converted per call: keep the table as stored (borrowed) */
+        } else {
+            rc = m->be->vt->vector_prepare(m->be, &t, &m->tok_emb, err);
+            mms_tensor_release(&t);
+            if (rc != MMS_OK) return rc;
+        }
         TRY(get_shaped(w, nm->tpos, c->max_positions, Dt, &t, err));
         rc = m->be->vt->vector_prepare(m->be, &t, &m->tpos, err);
         mms_tensor_release(&t);

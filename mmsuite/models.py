@@ -10,7 +10,7 @@ import threading
 import numpy as np
 
 from ._native import _C
-from .errors import ConfigError
+from .errors import ConfigError, FormatError
 from .hub import resolve_model_path
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
@@ -77,6 +77,11 @@ class ContrastiveModel:
     def context_length(self):
         return int(self.config["max_position_embeddings"])
 
+    def _handle(self):
+        if self._h is None:
+            raise RuntimeError(f"{type(self).__name__} at {self.path}: model was unloaded")
+        return self._h
+
     # ---- encoders ----
     def encode_image(self, pixel_values=None, images=None):
         """pixel_values (B, 3, S, S) float32, or images (paths / bytes / uint8 arrays) -> dict of arrays."""
@@ -85,7 +90,7 @@ class ContrastiveModel:
                 raise ValueError("encode_image: pass pixel_values or images")
             pixel_values = self.image_processor(images)
         px = _as_array(pixel_values, np.float32, "pixel_values", 4)
-        return _C.clip_encode_image(self._h, px)
+        return _C.clip_encode_image(self._handle(), px)
 
     def encode_text(self, input_ids=None, attention_mask=None, texts=None, truncate=True):
         """input_ids (B, T) (+ attention_mask), or texts -> dict of arrays."""
@@ -102,7 +107,7 @@ class ContrastiveModel:
             mask = _as_array(attention_mask, np.int64, "attention_mask", 2)
             if mask.shape != ids.shape:
                 raise ValueError(f"attention_mask: shape {mask.shape} differs from input_ids {ids.shape}")
-        return _C.clip_encode_text(self._h, ids, mask)
+        return _C.clip_encode_text(self._handle(), ids, mask)
 
     def tokenize(self, texts, truncate=True):
         raise NotImplementedError
@@ -180,7 +185,9 @@ def load(path, device="cpu", dtype="float32"):
         try:
             with open(cfg_path, encoding="utf-8") as f:
                 model_type = json.load(f).get("model_type")
-        except (OSError, ValueError) as e:
+        except ValueError as e:
+            raise FormatError(f"{cfg_path}: not valid JSON: {e}") from None
+        except OSError as e:
             raise ConfigError(f"{cfg_path}: cannot read config: {e}") from None
     else:
         model_type = "clip"  # open_clip_config.json (checked in C)

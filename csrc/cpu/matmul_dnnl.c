@@ -6,6 +6,7 @@
  * and residual add are fused as post-ops. Primitives are cached per
  * (M, K, N, dtypes, bias, act, residual); scratchpads are per call (user mode), so one
  * primitive serves concurrent callers. */
+#ifndef MMS_NO_DNNL
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <string.h>
@@ -210,3 +211,4 @@ done:
     if (owned) dnnl_primitive_destroy(pe.prim);
     return rc;
 }
+#endif /* MMS_NO_DNNL */

@@ -21,5 +21,6 @@ PyObject *mms_py_raise(const mms_error *err);
 int mms_py_init_image(PyObject *m);
 int mms_py_init_tokenizer(PyObject *m);
 int mms_py_init_model(PyObject *m);
+int mms_py_init_ops(PyObject *m);
 
 #endif

@@ -1,0 +1,49 @@
+/* matmul_ref.c -- reference CPU linear used when mmsuite is built without oneDNN
+ * (MMS_NO_DNNL): plain blocked loops, fp32 accumulation, same fused epilogue semantics as the
+ * oneDNN path. Correct everywhere, fast nowhere; the oneDNN build is the product. */
+#ifdef MMS_NO_DNNL
+#include <math.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+
+static float act_ref(float v, mms_act act) {
+    switch (act) {
+    case MMS_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    case MMS_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    case MMS_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
+    case MMS_ACT_RELU: return v > 0.f ? v : 0.f;
+    case MMS_ACT_SILU: return v / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
+static inline float load(const void *p, mms_dtype dt, int64_t i) {
+    return dt == MMS_DTYPE_BF16 ? mms_bf16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+mms_status mms_cpu_linear_dnnl(const mms_tensor *x, const mms_linear *L, mms_act act, const mms_tensor *residual,
+                               mms_tensor *y, mms_error *err) {
+    (void)err;
+    const int64_t K = L->in, N = L->out, M = mms_tensor_numel(x) / K;
+    const int ybf = y->dtype == MMS_DTYPE_BF16;
+    const int wbf = L->w.dtype == MMS_DTYPE_BF16;
+    #pragma omp parallel for num_threads(mms_get_num_threads()) schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        for (int64_t n = 0; n < N; n++) {
+            float acc = 0.f;
+            for (int64_t k = 0; k < K; k++) {
+                float xv = load(x->data, x->dtype, m * K + k);
+                if (wbf) xv = mms_bf16_to_f32(mms_f32_to_bf16(xv));
+                acc += xv * load(L->w.data, L->w.dtype, n * K + k);
+            }
+            if (L->b.ndim) acc += ((const float *)L->b.data)[n];
+            acc = act_ref(acc, act);
+            if (residual) acc += ((const float *)residual->data)[m * N + n];
+            if (ybf) ((uint16_t *)y->data)[m * N + n] = mms_f32_to_bf16(acc);
+            else ((float *)y->data)[m * N + n] = acc;
+        }
+    }
+    return MMS_OK;
+}
+#endif

@@ -1,0 +1,36 @@
+/* cuda_kernels.h -- launchers of the CUDA backend's kernels (cuda_kernels.cu), callable from C.
+ * All pointers are device pointers; launches go to `stream` and are asynchronous. Returns 0
+ * or a cudaError_t value. */
+#ifndef MMS_CUDA_KERNELS_H
+#define MMS_CUDA_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y[r, c] (rows, cols) = act(y_f32[r, c] + bias[c]) + residual[r, c]; y written as f32 or bf16 */
+int mms_cu_epilogue(const float *acc, const float *bias, const float *residual, int act, void *y, int y_bf16,
+                    int64_t rows, int64_t cols, void *stream);
+int mms_cu_f32_to_bf16(const float *x, uint16_t *y, int64_t n, void *stream);
+int mms_cu_layernorm(const float *x, const float *g, const float *b, float eps, void *y, int y_bf16, int64_t rows,
+                     int64_t dim, void *stream);
+/* attention: same layout contract as mms_attn_args (strides in elements) */
+int mms_cu_attention(int64_t batch, int64_t n_q, int64_t n_kv, int64_t heads, int64_t hd, const float *q,
+                     int64_t q_row, int64_t q_batch, const float *k, const float *v, int64_t kv_row, int64_t kv_batch,
+                     void *out, int out_bf16, const int64_t *key_mask, int causal, float scale, void *stream);
+int mms_cu_activation(float *x, int64_t n, int act, void *stream);
+int mms_cu_add(float *y, const float *v, int64_t rows, int64_t cols, int bcast, void *stream);
+/* table dtype: 0 f32, 1 f16, 2 bf16 ; bad ids set *bad_flag (device int) to 1 */
+int mms_cu_embedding(const void *table, int table_dtype, int64_t dim, const int64_t *ids, int64_t n, int64_t vocab,
+                     float *out, int *bad_flag, void *stream);
+int mms_cu_im2col(const float *px, int64_t B, int64_t C, int64_t H, int64_t W, int64_t sb, int64_t sc, int64_t sh,
+                  int64_t sw, int p, float *out, void *stream);
+int mms_cu_copy2d(float *dst, int64_t ds, const float *src, int64_t ss, int64_t rows, int64_t cols, void *stream);
+int mms_cu_l2norm(float *x, int64_t rows, int64_t dim, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

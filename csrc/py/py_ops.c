@@ -1,0 +1,143 @@
+/* py_ops.c -- test hooks: run single ops of the CPU backend on NumPy arrays, with a chosen
+ * ISA variant, so tests/test_ops.py can check every kernel against a float64 reference. */
+#include "py_common.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../safetensors.h"
+
+#include "../backend.h"
+#include "../cpu/cpu_internal.h"
+#include "../ops.h"
+
+static int f32_view(PyObject *o, const char *name, Py_buffer *v, mms_tensor *t) {
+    if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (!v->format || strcmp(v->format, "f") != 0 || v->ndim > MMS_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "%s: need a C-contiguous float32 array", name);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    int64_t ne[MMS_MAX_DIMS];
+    for (int i = 0; i < v->ndim; i++) ne[i] = v->shape[i];
+    *t = mms_tensor_view(v->buf, MMS_DTYPE_F32, v->ndim, ne);
+    return 0;
+}
+
+/* op_attention(q, k, v, out, heads, causal, mask_or_None, isa): q (B,Tq,A) k,v (B,Tk,A) out (B,Tq,A) */
+static PyObject *py_op_attention(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *qo, *ko, *vo, *oo, *mo;
+    int heads, causal, isa;
+    if (!PyArg_ParseTuple(args, "OOOOiiOi", &qo, &ko, &vo, &oo, &heads, &causal, &mo, &isa)) return NULL;
+    Py_buffer bq, bk, bv, bo, bm;
+    mms_tensor q, k, v, o;
+    int have_m = mo != Py_None;
+    if (f32_view(qo, "q", &bq, &q) < 0) return NULL;
+    if (f32_view(ko, "k", &bk, &k) < 0) { PyBuffer_Release(&bq); return NULL; }
+    if (f32_view(vo, "v", &bv, &v) < 0) { PyBuffer_Release(&bq); PyBuffer_Release(&bk); return NULL; }
+    if (f32_view(oo, "out", &bo, &o) < 0) { PyBuffer_Release(&bq); PyBuffer_Release(&bk); PyBuffer_Release(&bv); return NULL; }
+    if (have_m && PyObject_GetBuffer(mo, &bm, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&bq); PyBuffer_Release(&bk); PyBuffer_Release(&bv); PyBuffer_Release(&bo);
+        return NULL;
+    }
+    mms_attn_args a = {0};
+    a.batch = q.ne[0]; a.n_q = q.ne[1]; a.n_kv = k.ne[1]; a.n_heads = heads; a.head_dim = q.ne[2] / heads;
+    a.q = q.data; a.q_row = q.ne[2]; a.q_batch = q.ne[1] * q.ne[2];
+    a.k = k.data; a.v = v.data; a.kv_row = k.ne[2]; a.kv_batch = k.ne[1] * k.ne[2];
+    a.out = o.data; a.out_dtype = MMS_DTYPE_F32; a.key_mask = have_m ? bm.buf : NULL; a.causal = causal;
+    a.scale = 1.0f / sqrtf((float)a.head_dim);
+    mms_error err = {0};
+    mms_status rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mms_cpu_attention_isa(&a, (mms_cpu_isa)isa, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&bq); PyBuffer_Release(&bk); PyBuffer_Release(&bv); PyBuffer_Release(&bo);
+    if (have_m) PyBuffer_Release(&bm);
+    if (rc != MMS_OK) return mms_py_raise(&err);
+    Py_RETURN_NONE;
+}
+
+/* op_layernorm(x, g, b, eps, out) */
+static PyObject *py_op_layernorm(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *xo, *go, *bo, *oo;
+    float eps;
+    if (!PyArg_ParseTuple(args, "OOOfO", &xo, &go, &bo, &eps, &oo)) return NULL;
+    Py_buffer bx, bg, bb, bout;
+    mms_tensor x, g, b, o;
+    if (f32_view(xo, "x", &bx, &x) < 0) return NULL;
+    if (f32_view(go, "g", &bg, &g) < 0) { PyBuffer_Release(&bx); return NULL; }
+    if (f32_view(bo, "b", &bb, &b) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bg); return NULL; }
+    if (f32_view(oo, "out", &bout, &o) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bg); PyBuffer_Release(&bb); return NULL; }
+    mms_error err = {0};
+    mms_status rc = mms_op_layernorm(mms_backend_cpu(), &x, &g, &b, eps, &o, &err);
+    PyBuffer_Release(&bx); PyBuffer_Release(&bg); PyBuffer_Release(&bb); PyBuffer_Release(&bout);
+    if (rc != MMS_OK) return mms_py_raise(&err);
+    Py_RETURN_NONE;
+}
+
+/* op_linear(x, w, b_or_None, act, residual_or_None, out, weight_dtype) */
+static PyObject *py_op_linear(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *xo, *wo, *bo, *ro, *oo;
+    int act;
+    const char *wdt;
+    if (!PyArg_ParseTuple(args, "OOOiOOs", &xo, &wo, &bo, &act, &ro, &oo, &wdt)) return NULL;
+    Py_buffer bx, bw, bb, br, bout;
+    mms_tensor x, w, b, r, o;
+    int hb = bo != Py_None, hr = ro != Py_None;
+    if (f32_view(xo, "x", &bx, &x) < 0) return NULL;
+    if (f32_view(wo, "w", &bw, &w) < 0) { PyBuffer_Release(&bx); return NULL; }
+    if (hb && f32_view(bo, "b", &bb, &b) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bw); return NULL; }
+    if (hr && f32_view(ro, "residual", &br, &r) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bw); if (hb) PyBuffer_Release(&bb); return NULL; }
+    if (f32_view(oo, "out", &bout, &o) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bw); if (hb) PyBuffer_Release(&bb); if (hr) PyBuffer_Release(&br); return NULL; }
+    mms_backend *be = mms_backend_cpu();
+    mms_linear L;
+    mms_error err = {0};
+    mms_status rc = be->vt->linear_prepare(be, &w, hb ? &b : NULL, strcmp(wdt, "bfloat16") == 0 ? MMS_DTYPE_BF16 : MMS_DTYPE_F32, &L, &err);
+    if (rc == MMS_OK) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = mms_op_linear(be, &x, &L, (mms_act)act, hr ? &r : NULL, &o, &err);
+        Py_END_ALLOW_THREADS
+        be->vt->linear_release(be, &L);
+    }
+    PyBuffer_Release(&bx); PyBuffer_Release(&bw); PyBuffer_Release(&bout);
+    if (hb) PyBuffer_Release(&bb);
+    if (hr) PyBuffer_Release(&br);
+    if (rc != MMS_OK) return mms_py_raise(&err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_weights_info(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *path_obj;
+    const char *fname = NULL;
+    if (!PyArg_ParseTuple(args, "O&|z", PyUnicode_FSConverter, &path_obj, &fname)) return NULL;
+    mms_weights *w = NULL;
+    mms_error err = {0};
+    mms_status rc = mms_weights_open(PyBytes_AS_STRING(path_obj), fname, &w, &err);
+    Py_DECREF(path_obj);
+    if (rc != MMS_OK) return mms_py_raise(&err);
+    PyObject *d = PyDict_New();
+    for (int i = 0; d && i < mms_weights_count(w); i++) {
+        const mms_tensor *t = mms_weights_find(w, mms_weights_name(w, i));
+        PyObject *shape = PyTuple_New(t ? t->ndim : 0);
+        for (int j = 0; t && j < t->ndim; j++) PyTuple_SET_ITEM(shape, j, PyLong_FromLongLong(t->ne[j]));
+        PyObject *v = Py_BuildValue("(sN)", t ? mms_dtype_name(t->dtype) : "unsupported", shape);
+        PyDict_SetItemString(d, mms_weights_name(w, i), v);
+        Py_DECREF(v);
+    }
+    mms_weights_close(w);
+    return d;
+}
+
+static PyMethodDef ops_methods[] = {
+    {"op_attention", py_op_attention, METH_VARARGS, "test hook: fused attention with a given ISA (0 scalar, 1 avx2, 2 avx512)"},
+    {"op_layernorm", py_op_layernorm, METH_VARARGS, "test hook: layernorm"},
+    {"op_linear", py_op_linear, METH_VARARGS, "test hook: linear on oneDNN"},
+    {"weights_info", py_weights_info, METH_VARARGS, "weights_info(path, filename=None) -> {name: (dtype, shape)} (validates the checkpoint)"},
+    {NULL, NULL, 0, NULL},
+};
+
+int mms_py_init_ops(PyObject *m) { return PyModule_AddFunctions(m, ops_methods); }

@@ -1,0 +1,365 @@
+/* py_tokenizer.c -- mmsuite._C.BPETokenizer, the Python face of csrc/tokenizer.h.
+ * Converts arguments, releases the GIL around the C calls and raises mms_error values;
+ * text clean-up (ftfy, html, whitespace, lower) is mmsuite/tokenizer.py's job. */
+#include "py_common.h"
+
+#include "../tokenizer.h"
+
+#ifndef Py_TPFLAGS_IMMUTABLETYPE /* Python < 3.10 */
+#define Py_TPFLAGS_IMMUTABLETYPE 0
+#endif
+
+typedef struct {
+    PyObject_HEAD
+    mms_bpe_tokenizer *tok; /* owned; immutable and thread safe once built */
+} BPETokenizerObject;
+
+/* UTF-8 bytes of a str or a bytes-like object. view->obj is set when a buffer was taken
+ * (release it with PyBuffer_Release); for a str the bytes live as long as the str. */
+static int get_text(PyObject *o, const char *what, const char **data, Py_ssize_t *len,
+                    Py_buffer *view) {
+    view->obj = NULL;
+    if (PyUnicode_Check(o)) {
+        *data = PyUnicode_AsUTF8AndSize(o, len);
+        return *data ? 0 : -1;
+    }
+    if (PyObject_GetBuffer(o, view, PyBUF_SIMPLE) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be str or bytes, not %.100s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *data = view->buf;
+    *len = view->len;
+    return 0;
+}
+
+static PyObject *wrap(PyTypeObject *cls, mms_bpe_tokenizer *tok) {
+    BPETokenizerObject *self = (BPETokenizerObject *)cls->tp_alloc(cls, 0);
+    if (!self) {
+        mms_bpe_tokenizer_free(tok);
+        return NULL;
+    }
+    self->tok = tok;
+    return (PyObject *)self;
+}
+
+static PyObject *tok_new(PyTypeObject *cls, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"merges", "vocab_json", "n_merges", NULL};
+    PyObject *merges_o, *vocab_o = Py_None;
+    int n_merges = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$i:BPETokenizer", kwlist, &merges_o, &vocab_o,
+                                     &n_merges))
+        return NULL;
+    const char *merges, *vocab = NULL;
+    Py_ssize_t merges_len, vocab_len = 0;
+    Py_buffer mview, vview = {0};
+    if (get_text(merges_o, "merges", &merges, &merges_len, &mview) < 0) return NULL;
+    if (vocab_o != Py_None && get_text(vocab_o, "vocab_json", &vocab, &vocab_len, &vview) < 0) {
+        if (mview.obj) PyBuffer_Release(&mview);
+        return NULL;
+    }
+    mms_bpe_tokenizer *tok = NULL;
+    mms_error err = {MMS_OK, ""};
+    mms_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = vocab ? mms_bpe_tokenizer_create_hf(vocab, (size_t)vocab_len, merges, (size_t)merges_len, &tok, &err)
+               : mms_bpe_tokenizer_create_openai(merges, (size_t)merges_len, n_merges, &tok, &err);
+    Py_END_ALLOW_THREADS
+    if (mview.obj) PyBuffer_Release(&mview);
+    if (vview.obj) PyBuffer_Release(&vview);
+    if (st) return mms_py_raise(&err);
+    return wrap(cls, tok);
+}
+
+static PyObject *tok_from_hf_files(PyObject *cls, PyObject *args) {
+    PyObject *vocab_path = NULL, *merges_path = NULL;
+    if (!PyArg_ParseTuple(args, "O&O&:from_hf_files", PyUnicode_FSConverter, &vocab_path,
+                          PyUnicode_FSConverter, &merges_path)) {
+        Py_XDECREF(vocab_path);
+        return NULL;
+    }
+    mms_bpe_tokenizer *tok = NULL;
+    mms_error err = {MMS_OK, ""};
+    mms_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = mms_bpe_tokenizer_load_hf(PyBytes_AS_STRING(vocab_path), PyBytes_AS_STRING(merges_path), &tok, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(vocab_path);
+    Py_DECREF(merges_path);
+    if (st) return mms_py_raise(&err);
+    return wrap((PyTypeObject *)cls, tok);
+}
+
+static void tok_dealloc(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    mms_bpe_tokenizer_free(((BPETokenizerObject *)o)->tok);
+    tp->tp_free(o);
+    Py_DECREF(tp); /* instances of heap types own a reference to their type */
+}
+
+static PyObject *ids_to_list(const int64_t *ids, size_t n) {
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (!list) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(ids[i]);
+        if (!v) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+    }
+    return list;
+}
+
+static PyObject *tok_encode(PyObject *o, PyObject *arg) {
+    const mms_bpe_tokenizer *tok = ((BPETokenizerObject *)o)->tok;
+    if (!PyUnicode_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "encode: text must be str, not %.100s", Py_TYPE(arg)->tp_name);
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!text) return NULL;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    mms_error err = {MMS_OK, ""};
+    mms_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = mms_bpe_tokenizer_encode(tok, text, (size_t)len, &ids, &n, &err);
+    Py_END_ALLOW_THREADS
+    if (st) return mms_py_raise(&err);
+    PyObject *list = ids_to_list(ids, n);
+    mms_free(ids);
+    return list;
+}
+
+/* numpy.empty(shape, "int64") and a writable C-contiguous view of it. */
+static PyObject *new_int64_array(PyObject *shape, Py_buffer *view) {
+    PyObject *np = PyImport_ImportModule("numpy");
+    if (!np) return NULL;
+    PyObject *arr = PyObject_CallMethod(np, "empty", "Os", shape, "int64");
+    Py_DECREF(np);
+    if (!arr) return NULL;
+    if (PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+static PyObject *tok_encode_batch(PyObject *o, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"texts", "context_length", "truncate", "pad_id", "add_special",
+                             "return_lengths", NULL};
+    const mms_bpe_tokenizer *tok = ((BPETokenizerObject *)o)->tok;
+    mms_bpe_batch_params p = mms_bpe_batch_default_params();
+    PyObject *texts_o;
+    long long context_length = p.context_length, pad_id = p.pad_id;
+    int truncate = p.truncate, add_special = p.add_special, return_lengths = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|LpLpp:encode_batch", kwlist, &texts_o,
+                                     &context_length, &truncate, &pad_id, &add_special, &return_lengths))
+        return NULL;
+    if (PyUnicode_Check(texts_o))
+        return PyErr_Format(PyExc_TypeError, "encode_batch: texts must be a sequence of str, not a str");
+    if (context_length < (add_special ? 2 : 1))
+        return PyErr_Format(PyExc_ValueError, "encode_batch: context_length must be >= %d, got %lld",
+                            add_special ? 2 : 1, context_length);
+    p.context_length = context_length;
+    p.truncate = truncate;
+    p.pad_id = pad_id;
+    p.add_special = add_special;
+
+    /* A tuple copy keeps every str (and its cached UTF-8) alive while the GIL is released. */
+    PyObject *texts = PySequence_Tuple(texts_o);
+    if (!texts) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(texts);
+    PyObject *ids = NULL, *mask = NULL, *lengths = NULL, *result = NULL, *shape = NULL;
+    Py_buffer ids_v = {0}, mask_v = {0}, len_v = {0};
+    const char **ptrs = PyMem_Malloc(((size_t)n + 1) * sizeof *ptrs);
+    size_t *lens = PyMem_Malloc(((size_t)n + 1) * sizeof *lens);
+    if (!ptrs || !lens) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyTuple_GET_ITEM(texts, i);
+        if (!PyUnicode_Check(t)) {
+            PyErr_Format(PyExc_TypeError, "encode_batch: texts[%zd] must be str, not %.100s", i,
+                         Py_TYPE(t)->tp_name);
+            goto done;
+        }
+        Py_ssize_t l;
+        if (!(ptrs[i] = PyUnicode_AsUTF8AndSize(t, &l))) goto done;
+        lens[i] = (size_t)l;
+    }
+    if (!(shape = Py_BuildValue("(nL)", n, context_length))) goto done;
+    if (!(ids = new_int64_array(shape, &ids_v)) || !(mask = new_int64_array(shape, &mask_v))) goto done;
+    if (return_lengths) {
+        PyObject *shape1 = Py_BuildValue("(n)", n);
+        if (!shape1) goto done;
+        lengths = new_int64_array(shape1, &len_v);
+        Py_DECREF(shape1);
+        if (!lengths) goto done;
+    }
+    mms_error err = {MMS_OK, ""};
+    mms_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = mms_bpe_tokenizer_encode_batch(tok, ptrs, lens, n, p, ids_v.buf, mask_v.buf,
+                                        lengths ? len_v.buf : NULL, &err);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        mms_py_raise(&err);
+        goto done;
+    }
+    result = lengths ? PyTuple_Pack(3, ids, mask, lengths) : PyTuple_Pack(2, ids, mask);
+done:
+    if (ids_v.obj) PyBuffer_Release(&ids_v);
+    if (mask_v.obj) PyBuffer_Release(&mask_v);
+    if (len_v.obj) PyBuffer_Release(&len_v);
+    Py_XDECREF(ids);
+    Py_XDECREF(mask);
+    Py_XDECREF(lengths);
+    Py_XDECREF(shape);
+    PyMem_Free(ptrs);
+    PyMem_Free(lens);
+    Py_DECREF(texts);
+    return result;
+}
+
+static PyObject *tok_decode(PyObject *o, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"ids", "skip_special_tokens", NULL};
+    const mms_bpe_tokenizer *tok = ((BPETokenizerObject *)o)->tok;
+    PyObject *ids_o;
+    int skip = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:decode", kwlist, &ids_o, &skip)) return NULL;
+    if (PyUnicode_Check(ids_o) || PyBytes_Check(ids_o))
+        return PyErr_Format(PyExc_TypeError, "decode: ids must be a sequence of int, not %.100s",
+                            Py_TYPE(ids_o)->tp_name);
+    PyObject *seq = PySequence_Fast(ids_o, "decode: ids must be a sequence of int");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int64_t *ids = PyMem_Malloc(((size_t)n + 1) * sizeof *ids);
+    PyObject *result = NULL;
+    if (!ids) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyNumber_Index(PySequence_Fast_GET_ITEM(seq, i));
+        if (!v) goto done;
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        Py_DECREF(v);
+        if (x == -1 && PyErr_Occurred()) goto done;
+        if (overflow) {
+            PyErr_Format(PyExc_ValueError, "decode: id at position %zd is out of range", i);
+            goto done;
+        }
+        ids[i] = x;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    mms_error err = {MMS_OK, ""};
+    mms_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = mms_bpe_tokenizer_decode(tok, ids, (size_t)n, skip, &text, &len, &err);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        mms_py_raise(&err);
+        goto done;
+    }
+    result = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "strict"); /* valid by construction */
+    mms_free(text);
+done:
+    PyMem_Free(ids);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *tok_token_to_id(PyObject *o, PyObject *arg) {
+    Py_ssize_t len;
+    if (!PyUnicode_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "token_to_id: token must be str, not %.100s", Py_TYPE(arg)->tp_name);
+    const char *s = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!s) return NULL;
+    int64_t id = mms_bpe_tokenizer_token_to_id(((BPETokenizerObject *)o)->tok, s, (size_t)len);
+    if (id < 0) Py_RETURN_NONE;
+    return PyLong_FromLongLong(id);
+}
+
+static PyObject *tok_id_to_token(PyObject *o, PyObject *arg) {
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    const char *s = mms_bpe_tokenizer_id_to_token(((BPETokenizerObject *)o)->tok, id);
+    if (!s) Py_RETURN_NONE;
+    return PyUnicode_FromString(s);
+}
+
+#define TOK_GETTER(name, fn)                                                   \
+    static PyObject *tok_get_##name(PyObject *o, void *closure) {              \
+        (void)closure;                                                         \
+        return PyLong_FromLongLong(fn(((BPETokenizerObject *)o)->tok));       \
+    }
+TOK_GETTER(vocab_size, mms_bpe_tokenizer_vocab_size)
+TOK_GETTER(n_merges, mms_bpe_tokenizer_n_merges)
+TOK_GETTER(sot_id, mms_bpe_tokenizer_sot_id)
+TOK_GETTER(eot_id, mms_bpe_tokenizer_eot_id)
+
+static PyGetSetDef tok_getset[] = {
+    {"vocab_size", tok_get_vocab_size, NULL, "Number of ids (max id + 1), 49408 for CLIP.", NULL},
+    {"n_merges", tok_get_n_merges, NULL, "Number of BPE merges.", NULL},
+    {"sot_id", tok_get_sot_id, NULL, "Id of <|startoftext|> (49406 for CLIP).", NULL},
+    {"eot_id", tok_get_eot_id, NULL, "Id of <|endoftext|> (49407 for CLIP).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef tok_methods[] = {
+    {"from_hf_files", tok_from_hf_files, METH_VARARGS | METH_CLASS,
+     "from_hf_files(vocab_json_path, merges_path) -> BPETokenizer\n\n"
+     "Load an HF CLIPTokenizer vocab.json + merges.txt (FileNotFoundError names a missing file)."},
+    {"encode", tok_encode, METH_O,
+     "encode(cleaned_text) -> list[int]\n\nIds of already cleaned (lowercased) text, no SOT/EOT."},
+    {"encode_batch", (PyCFunction)(void (*)(void))tok_encode_batch, METH_VARARGS | METH_KEYWORDS,
+     "encode_batch(texts, context_length=77, truncate=True, pad_id=0, add_special=True,\n"
+     "             return_lengths=False) -> (ids, mask[, lengths])\n\n"
+     "Encode cleaned texts into int64 arrays ids and mask of shape (n, context_length):\n"
+     "rows SOT + ids + EOT (add_special), padded with pad_id; mask is 1 on tokens. A longer\n"
+     "text is cut with EOT last (truncate) or raises ValueError naming its index and length.\n"
+     "lengths (n,) are the untruncated row lengths. Runs without the GIL, in parallel."},
+    {"decode", (PyCFunction)(void (*)(void))tok_decode, METH_VARARGS | METH_KEYWORDS,
+     "decode(ids, skip_special_tokens=False) -> str\n\n"
+     "Reference decode: bytes joined, invalid UTF-8 replaced, '</w>' -> ' '. ValueError for an\n"
+     "id outside the vocabulary."},
+    {"token_to_id", tok_token_to_id, METH_O, "token_to_id(token) -> int | None (vocabulary string, e.g. 'cat</w>')."},
+    {"id_to_token", tok_id_to_token, METH_O, "id_to_token(id) -> str | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot tok_slots[] = {
+    {Py_tp_doc, "BPETokenizer(merges, vocab_json=None, *, n_merges=-1)\n\n"
+                "CLIP byte-level BPE tokenizer core. merges: OpenAI merges text (str or bytes, header\n"
+                "line first) when vocab_json is None, using n_merges lines (-1 = all; 48894 for\n"
+                "bpe_simple_vocab_16e6.txt); else HF merges.txt text with vocab_json the text of\n"
+                "vocab.json. Immutable; safe to use from several threads."},
+    {Py_tp_new, tok_new},
+    {Py_tp_dealloc, tok_dealloc},
+    {Py_tp_methods, tok_methods},
+    {Py_tp_getset, tok_getset},
+    {0, NULL},
+};
+
+static PyType_Spec tok_spec = {
+    "mmsuite._C.BPETokenizer", sizeof(BPETokenizerObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, tok_slots,
+};
+
+int mms_py_init_tokenizer(PyObject *m) {
+    PyObject *type = PyType_FromSpec(&tok_spec);
+    if (!type) return -1;
+    if (PyModule_AddObject(m, "BPETokenizer", type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    if (PyModule_AddIntConstant(m, "CLIP_N_MERGES", MMS_CLIP_N_MERGES) < 0) return -1;
+    return PyModule_AddStringConstant(m, "UNICODE_VERSION", mms_unicode_version());
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up mmsuite on a fresh Debian/Ubuntu machine (idempotent; run as root or with sudo):
+# system libraries from apt, a virtual environment in .venv, and an editable build of the
+# C extension. Pass --bench to also install the benchmark comparators (torch, transformers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in build-essential libpng-dev libjpeg62-turbo-dev libcjson-dev python3-venv; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
+.venv/bin/python -m pip install -q --disable-pip-version-check numpy "onednn-devel-cpu-gomp==2023.2.0" \
+    "onednn-cpu-gomp==2023.2.0" "ftfy==6.3.1" pytest
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+if [ "${1:-}" = "--bench" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" transformers pillow
+fi
+.venv/bin/python -c "import mmsuite; print('mmsuite', mmsuite.__version__, 'ready:', mmsuite._C.cpu_info())"
