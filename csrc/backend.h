@@ -98,6 +98,8 @@ mms_backend *mms_backend_cpu(void);
 mms_backend *mms_backend_cuda(mms_error *err);
 /* Does the CPU have AMX-BF16 / AVX512-BF16 (reported, used by oneDNN automatically)? */
 int mms_cpu_has_amx(void);
+/* Release the CPU backend's cache of freed activation buffers. Thread safe. */
+void mms_cpu_trim(void);
 const char *mms_cpu_isa_name(void); /* "avx512", "avx2" or "scalar": hand-written kernels in use */
 
 #ifdef __cplusplus

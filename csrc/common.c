@@ -87,6 +87,8 @@ void mms_free(void *p) {
     free(raw);
 }
 
+size_t mms_alloc_size(const void *p) { return p ? ((const block_hdr *)((const char *)p - MMS_ALIGN))->size : 0; }
+
 char *mms_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = mms_malloc(n);

@@ -54,6 +54,8 @@ void *mms_calloc(size_t count, size_t size);
 void *mms_realloc(void *p, size_t n); /* alignment kept; contents up to min size kept */
 void mms_free(void *p);
 char *mms_strdup(const char *s);
+/* Usable size of a block from mms_malloc (the size asked for). */
+size_t mms_alloc_size(const void *p);
 
 typedef struct mms_mem_stats {
     int64_t current_bytes; /* bytes live now                      */

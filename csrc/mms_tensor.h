@@ -84,8 +84,9 @@ static inline float mms_bf16_to_f32(uint16_t h) {
 }
 static inline uint16_t mms_f32_to_bf16(float f) { /* round to nearest even; NaN kept NaN */
     union { float f; uint32_t u; } v = {f};
-    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40);
-    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+    const uint32_t rounded = (v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16;
+    const uint32_t quiet = (v.u >> 16) | 0x40u; /* branch-free so loops vectorize */
+    return (uint16_t)((v.u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
 }
 float mms_f16_to_f32(uint16_t h);
 

@@ -72,18 +72,39 @@ static void CAT(attn_task, SUFFIX)(const mms_attn_args *a, int64_t b, int64_t h,
         if (kend > nk) kend = nk;
         if (kend < 0) kend = 0;
         const int64_t kendp = (kend + VW - 1) / VW * VW;
-        /* scores */
-        for (int64_t j = 0; j < kendp; j += VW) {
+        /* scores, four key vectors at a time so each q[d] broadcast feeds four FMAs */
+        int64_t j = 0;
+        for (; j + 4 * VW <= kendp; j += 4 * VW) {
+            VF s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+            for (int64_t d = 0; d < hd; d++) {
+                const VF qd = CAT(vbcast, SUFFIX)(qi[d]);
+                const float *kr = kt + d * nkp + j;
+                s0 += qd * CAT(vload, SUFFIX)(kr);
+                s1 += qd * CAT(vload, SUFFIX)(kr + VW);
+                s2 += qd * CAT(vload, SUFFIX)(kr + 2 * VW);
+                s3 += qd * CAT(vload, SUFFIX)(kr + 3 * VW);
+            }
+            CAT(vstore, SUFFIX)(s + j, s0 * a->scale);
+            CAT(vstore, SUFFIX)(s + j + VW, s1 * a->scale);
+            CAT(vstore, SUFFIX)(s + j + 2 * VW, s2 * a->scale);
+            CAT(vstore, SUFFIX)(s + j + 3 * VW, s3 * a->scale);
+        }
+        for (; j < kendp; j += VW) {
             VF accs = {0};
             for (int64_t d = 0; d < hd; d++) accs += CAT(vbcast, SUFFIX)(qi[d]) * CAT(vload, SUFFIX)(kt + d * nkp + j);
             CAT(vstore, SUFFIX)(s + j, accs * a->scale);
         }
         /* mask: -inf for masked / out-of-range keys */
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < kendp; j++) {
-            if (j >= kend || (mask && !mask[j])) s[j] = -INFINITY;
-            else if (s[j] > mx) mx = s[j];
+        for (int64_t jj = kend; jj < kendp; jj++) s[jj] = -INFINITY;
+        if (mask)
+            for (int64_t jj = 0; jj < kend; jj++)
+                if (!mask[jj]) s[jj] = -INFINITY;
+        VF vmax = CAT(vbcast, SUFFIX)(-INFINITY);
+        for (int64_t jj = 0; jj < kendp; jj += VW) {
+            VF sv = CAT(vload, SUFFIX)(s + jj);
+            vmax = CAT(vsel, SUFFIX)(sv > vmax, sv, vmax);
         }
+        const float mx = CAT(vhmax, SUFFIX)(vmax);
         char *out_row = (char *)a->out + ((b * a->n_q + i) * a->n_heads * hd + h * hd) * (int64_t)mms_dtype_size(a->out_dtype);
         if (mx == -INFINITY) { /* no key visible (fully padded row): defined as zeros */
             for (int64_t d = 0; d < hd; d++) {
@@ -94,29 +115,28 @@ static void CAT(attn_task, SUFFIX)(const mms_attn_args *a, int64_t b, int64_t h,
         }
         VF vsum = {0};
         const VF vmx = CAT(vbcast, SUFFIX)(mx);
-        for (int64_t j = 0; j < kendp; j += VW) {
-            VF e = CAT(vexp, SUFFIX)(CAT(vload, SUFFIX)(s + j) - vmx);
-            VF sv = CAT(vload, SUFFIX)(s + j);
+        for (int64_t jj = 0; jj < kendp; jj += VW) {
+            VF sv = CAT(vload, SUFFIX)(s + jj);
+            VF e = CAT(vexp, SUFFIX)(sv - vmx);
             e = CAT(vsel, SUFFIX)(sv == -INFINITY, (VF){0}, e); /* masked lanes exactly 0 */
-            CAT(vstore, SUFFIX)(s + j, e);
+            CAT(vstore, SUFFIX)(s + jj, e);
             vsum += e;
         }
         const float inv = 1.0f / CAT(vhsum, SUFFIX)(vsum);
-        /* out = sum_j p_j v_j */
-        for (int64_t d = 0; d < hdp; d++) acc[d] = 0.f;
+        /* out = sum_j p_j v_j: one output vector in a register per pass over the keys */
         if (hd % VW == 0) {
-            for (int64_t j = 0; j < kend; j++) {
-                const float p = s[j];
-                if (p == 0.f) continue;
-                const VF vp = CAT(vbcast, SUFFIX)(p);
-                const float *vr = vb + j * a->kv_row;
-                for (int64_t d = 0; d < hd; d += VW)
-                    CAT(vstore, SUFFIX)(acc + d, CAT(vload, SUFFIX)(acc + d) + vp * CAT(vload, SUFFIX)(vr + d));
+            for (int64_t d = 0; d < hd; d += VW) {
+                VF av = {0};
+                const float *vd = vb + d;
+                for (int64_t jj = 0; jj < kend; jj++)
+                    av += CAT(vbcast, SUFFIX)(s[jj]) * CAT(vload, SUFFIX)(vd + jj * a->kv_row);
+                CAT(vstore, SUFFIX)(acc + d, av);
             }
         } else {
-            for (int64_t j = 0; j < kend; j++) {
-                const float p = s[j];
-                const float *vr = vb + j * a->kv_row;
+            for (int64_t d = 0; d < hdp; d++) acc[d] = 0.f;
+            for (int64_t jj = 0; jj < kend; jj++) {
+                const float p = s[jj];
+                const float *vr = vb + jj * a->kv_row;
                 for (int64_t d = 0; d < hd; d++) acc[d] += p * vr[d];
             }
         }

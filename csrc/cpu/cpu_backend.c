@@ -1,4 +1,5 @@
 /* cpu_backend.c -- the CPU backend's vtable, ISA detection and weight preparation. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -43,8 +44,65 @@ int mms_cpu_has_amx(void) {
     return (d >> 22) & 1;
 }
 
-static void *cpu_alloc(mms_backend *be, size_t n) { (void)be; return mms_malloc(n ? n : 1); }
-static void cpu_free(mms_backend *be, void *p) { (void)be; mms_free(p); }
+/* Activation buffers are large and requested with the same sizes on every call; a small cache
+ * of freed blocks (exact size match, bounded total) avoids re-faulting fresh pages each call. */
+#define CACHE_SLOTS 64
+#define CACHE_MAX_BYTES ((size_t)1 << 30)
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *g_cache[CACHE_SLOTS];
+static size_t g_cache_bytes;
+
+static size_t round_size(size_t n) { return n < 65536 ? (n ? n : 1) : (n + 65535) & ~(size_t)65535; }
+
+static void *cpu_alloc(mms_backend *be, size_t n) {
+    (void)be;
+    n = round_size(n);
+    if (n >= 65536) {
+        pthread_mutex_lock(&g_cache_lock);
+        for (int i = 0; i < CACHE_SLOTS; i++) {
+            if (g_cache[i] && mms_alloc_size(g_cache[i]) == n) {
+                void *p = g_cache[i];
+                g_cache[i] = NULL;
+                g_cache_bytes -= n;
+                pthread_mutex_unlock(&g_cache_lock);
+                return p;
+            }
+        }
+        pthread_mutex_unlock(&g_cache_lock);
+    }
+    return mms_malloc(n);
+}
+
+static void cpu_free(mms_backend *be, void *p) {
+    (void)be;
+    if (!p) return;
+    size_t n = mms_alloc_size(p);
+    if (n >= 65536) {
+        pthread_mutex_lock(&g_cache_lock);
+        if (g_cache_bytes + n <= CACHE_MAX_BYTES) {
+            for (int i = 0; i < CACHE_SLOTS; i++) {
+                if (!g_cache[i]) {
+                    g_cache[i] = p;
+                    g_cache_bytes += n;
+                    pthread_mutex_unlock(&g_cache_lock);
+                    return;
+                }
+            }
+        }
+        pthread_mutex_unlock(&g_cache_lock);
+    }
+    mms_free(p);
+}
+
+void mms_cpu_trim(void) {
+    pthread_mutex_lock(&g_cache_lock);
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        mms_free(g_cache[i]);
+        g_cache[i] = NULL;
+    }
+    g_cache_bytes = 0;
+    pthread_mutex_unlock(&g_cache_lock);
+}
 static mms_status cpu_copy(mms_backend *be, void *dst, const void *src, size_t n, mms_error *err) {
     (void)be; (void)err;
     memcpy(dst, src, n);

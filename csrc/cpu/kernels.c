@@ -7,7 +7,8 @@
 
 #include "cpu_internal.h"
 
-#define CLONES __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+/* "avx512f" rather than "arch=skylake-avx512": the arch= clone is only picked on that exact CPU model */
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 static int threads_for(int64_t work) { return work > (1 << 15) ? mms_get_num_threads() : 1; }
 
@@ -15,9 +16,11 @@ static int threads_for(int64_t work) { return work > (1 << 15) ? mms_get_num_thr
 CLONES static void ln_row(const float *x, int64_t D, const float *g, const float *b, float eps, float *yf,
                           uint16_t *yb) {
     float mean = 0.f;
+    #pragma omp simd reduction(+ : mean)
     for (int64_t i = 0; i < D; i++) mean += x[i];
     mean /= (float)D;
     float var = 0.f;
+    #pragma omp simd reduction(+ : var)
     for (int64_t i = 0; i < D; i++) {
         float d = x[i] - mean;
         var += d * d;

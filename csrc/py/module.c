@@ -1,6 +1,8 @@
 /* module.c -- the mmsuite._C extension module: init, exceptions, global settings. */
 #include "py_common.h"
 
+#include "../backend.h"
+
 /* Weak defaults so the module links while a binding file is absent; each csrc/py file
  * defines the strong symbol. */
 __attribute__((weak)) int mms_py_init_image(PyObject *m) { (void)m; return 0; }
@@ -52,7 +54,14 @@ static PyObject *py_memory_stats(PyObject *self, PyObject *noargs) {
                          "peak_bytes", (long long)s.peak_bytes, "live_blocks", (long long)s.n_allocs);
 }
 
+static PyObject *py_trim_memory(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    mms_cpu_trim();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"trim_memory", py_trim_memory, METH_NOARGS, "Free cached activation buffers (they are reused across calls)."},
     {"set_num_threads", py_set_num_threads, METH_O, "Set the number of compute threads (0 = all cores)."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Number of compute threads in use."},
     {"memory_stats", py_memory_stats, METH_NOARGS, "Bytes held by mmsuite's C allocator."},
