@@ -117,7 +117,7 @@ if CUDA:
 
 debug = bool(os.environ.get("MMS_DEBUG"))
 sanitize = os.environ.get("MMS_SANITIZE")  # e.g. "address,undefined"
-cflags = ["-std=c11", "-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter",
+cflags = ["-std=c11", "-fopenmp", "-Wall", "-Wextra",
           "-fno-strict-aliasing", "-ffp-contract=fast", "-D_GNU_SOURCE"]
 cflags += ["-O0", "-g"] if debug else ["-O3", "-DNDEBUG"]
 ldflags = ["-fopenmp"]

@@ -41,6 +41,7 @@ typedef struct mms_attn_args {
     const int64_t *key_mask; /* (batch, n_kv), 1 = attend; NULL = attend everywhere */
     int causal;              /* query i sees keys j <= i (+ offset n_kv - n_q)        */
     float scale;
+    int low_precision;       /* 1: the GEMM path may compute QK^T and PV in bf16 (bf16 models) */
 } mms_attn_args;
 
 typedef struct mms_backend mms_backend;

@@ -106,6 +106,7 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
             if (rc != MMS_OK) break;
             if (t.ndim != 2 || t.ne[0] != A || t.ne[1] != D) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong shape", n1);
             else rc = mms_convert(t.data, t.dtype, (float *)pw.data + i * A * D, MMS_DTYPE_F32, A * D, err);
+            if (rc == MMS_OK) mms_storage_drop_pages(t.storage, t.data, mms_tensor_nbytes(&t));
             mms_tensor_release(&t);
             fmt_name(n2, sizeof n2, parts[i], layer, ".bias");
             float *bdst = (float *)pb.data + i * A;
@@ -234,6 +235,7 @@ mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const
     a.out = s->att; a.out_dtype = cd;
     a.key_mask = key_mask; a.causal = cfg->causal;
     a.scale = cfg->attn_scale > 0 ? cfg->attn_scale : 1.0f / sqrtf((float)cfg->head_dim);
+    a.low_precision = cd == MMS_DTYPE_BF16;
     TRY(mms_op_attention(be, &a, err));
     /* tmp = o(att) + x */
     TRY(mms_op_linear(be, &tatt, &bw->o, MMS_ACT_NONE, &tx, &ttmp, err));

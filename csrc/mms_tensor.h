@@ -45,7 +45,13 @@ struct mms_storage {
     mms_device device;
     void (*destroy)(mms_storage *s); /* frees data and the struct itself              */
     void *ctx;                /* destroy's private data                               */
+    int is_file_map;          /* read-only private file mapping: pages may be dropped */
 };
+
+/* Hint that the bytes [p, p+n) of a file-mapped storage will not be read again (e.g. after
+ * converting fp32 weights to bf16): their pages leave the resident set; a later read simply
+ * faults them back in from the file. No-op for other storage. */
+void mms_storage_drop_pages(mms_storage *s, const void *p, size_t n);
 
 /* New host storage of n bytes from mms_malloc (64-byte aligned); NULL on failure. */
 mms_storage *mms_storage_new_host(size_t n);

@@ -85,6 +85,7 @@ static mms_status map_file(const char *path, mms_storage **out, mms_error *err) 
     s->device = MMS_DEVICE_CPU;
     s->destroy = map_destroy;
     s->ctx = c;
+    s->is_file_map = 1;
     *out = s;
     return MMS_OK;
 }

@@ -5,6 +5,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static const size_t k_dtype_size[MMS_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1};
 static const char *k_dtype_name[MMS_DTYPE_COUNT] = {"float32", "float16", "bfloat16",
@@ -120,16 +122,41 @@ mms_status mms_convert(const void *src, mms_dtype st, void *dst, mms_dtype dt, i
     if (st != MMS_DTYPE_F32 && st != MMS_DTYPE_F16 && st != MMS_DTYPE_BF16)
         return mms_error_set(err, MMS_ERR_UNSUPPORTED, "conversion from %s not supported", mms_dtype_name(st));
     int nt = n > (1 << 16) ? mms_get_num_threads() : 1;
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float f;
-        switch (st) {
-        case MMS_DTYPE_F32: f = ((const float *)src)[i]; break;
-        case MMS_DTYPE_F16: f = mms_f16_to_f32(((const uint16_t *)src)[i]); break;
-        default: f = mms_bf16_to_f32(((const uint16_t *)src)[i]); break;
+    /* one branch-free loop per (src, dst) pair so each vectorizes */
+    if (st == MMS_DTYPE_F32 && dt == MMS_DTYPE_BF16) {
+        const float *x = src;
+        uint16_t *y = dst;
+        #pragma omp parallel for simd num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) y[i] = mms_f32_to_bf16(x[i]);
+    } else if (st == MMS_DTYPE_BF16 && dt == MMS_DTYPE_F32) {
+        const uint16_t *x = src;
+        float *y = dst;
+        #pragma omp parallel for simd num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) y[i] = mms_bf16_to_f32(x[i]);
+    } else if (st == dt) {
+        memcpy(dst, src, (size_t)n * mms_dtype_size(st));
+    } else {
+        #pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            float f;
+            switch (st) {
+            case MMS_DTYPE_F32: f = ((const float *)src)[i]; break;
+            case MMS_DTYPE_F16: f = mms_f16_to_f32(((const uint16_t *)src)[i]); break;
+            default: f = mms_bf16_to_f32(((const uint16_t *)src)[i]); break;
+            }
+            if (dt == MMS_DTYPE_F32) ((float *)dst)[i] = f;
+            else ((uint16_t *)dst)[i] = mms_f32_to_bf16(f);
         }
-        if (dt == MMS_DTYPE_F32) ((float *)dst)[i] = f;
-        else ((uint16_t *)dst)[i] = mms_f32_to_bf16(f);
     }
     return MMS_OK;
+}
+
+void mms_storage_drop_pages(mms_storage *s, const void *p, size_t n) {
+    if (!s || !s->is_file_map || !n) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+    uintptr_t s_lo = (uintptr_t)s->data, s_hi = s_lo + s->size;
+    if (lo < s_lo) lo = s_lo;
+    if (hi > s_hi) hi = s_hi;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

@@ -8,8 +8,9 @@ import struct
 
 import numpy as np
 
-DEMO_DIR = os.path.join(os.environ.get("MMSUITE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mmsuite")),
-                        "demo-clip-random-v1")
+def _demo_dir():
+    root = os.environ.get("MMSUITE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mmsuite"))
+    return os.path.join(root, "demo-clip-random-v1")
 
 
 def _write_safetensors(path, tensors):
@@ -33,6 +34,7 @@ def _write_safetensors(path, tensors):
 
 def demo_checkpoint():
     """Path of the random-weight demo CLIP (created on first use)."""
+    DEMO_DIR = _demo_dir()
     if os.path.exists(os.path.join(DEMO_DIR, "model.safetensors")):
         return DEMO_DIR
     os.makedirs(DEMO_DIR, exist_ok=True)

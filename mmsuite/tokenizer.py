@@ -227,6 +227,11 @@ def load_tokenizer(path, **kwargs):
                                    "(mmsuite reads CLIP BPE tokenizers)")
         if os.path.exists(os.path.join(path, "vocab.json")) or os.path.exists(os.path.join(path, "merges.txt")):
             return CLIPTokenizer.from_pretrained(path, **kwargs)
+        gz = os.path.join(path, "bpe_simple_vocab_16e6.txt.gz")
+        if os.path.exists(gz):  # OpenAI's own vocabulary file shipped next to the weights
+            tok = CLIPTokenizer.from_pretrained(gz, **kwargs)
+            tok.name_or_path = path
+            return tok
         open_clip_path = os.path.join(path, "open_clip_config.json")
         open_clip = _read_json(open_clip_path)
         if open_clip is not None:  # OpenCLIP ships no tokenizer files: it uses OpenAI's vocabulary

@@ -126,3 +126,24 @@ def test_linear_bf16_close_to_fp32():
     cos = (out * ref).sum() / np.linalg.norm(out) / np.linalg.norm(ref)
     assert cos > 0.9999
     assert np.abs(out - ref).max() < 0.05 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("B,T,heads,hd,causal,use_mask,lowp", [
+    (1, 200, 4, 64, False, False, 0), (2, 130, 3, 32, True, True, 0), (1, 577, 16, 64, False, False, 0),
+    (2, 150, 2, 64, True, False, 1)])
+def test_attention_gemm_path(B, T, heads, hd, causal, use_mask, lowp):
+    """Sequences >= 128 tokens take the oneDNN GEMM path (fp32, or bf16 fpmath for bf16 models)."""
+    rng = np.random.default_rng(T + heads)
+    A = heads * hd
+    q = rng.standard_normal((B, T, A), dtype=np.float32)
+    k = rng.standard_normal((B, T, A), dtype=np.float32)
+    v = rng.standard_normal((B, T, A), dtype=np.float32)
+    mask = None
+    if use_mask:
+        mask = np.ones((B, T), np.int64)
+        mask[1, T // 2:] = 0
+    out = np.full((B, T, A), np.nan, np.float32)
+    _C.op_attention_backend(q, k, v, out, heads, int(causal), mask, lowp)
+    ref = ref_attention(q, k, v, heads, causal, mask)
+    tol = 2e-5 if not lowp else 2e-2
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * max(1.0, np.abs(ref).max()))

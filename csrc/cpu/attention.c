@@ -45,3 +45,102 @@ mms_status mms_cpu_attention_isa(const mms_attn_args *a, mms_cpu_isa isa, mms_er
     (void)err;
     return MMS_OK;
 }
+
+/* ---- masked softmax rows for the GEMM attention path ---- */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+/* reuses the AVX-512 instantiation's vector type, select and exp from attention_impl.h */
+typedef vf_avx512 sm_vf;
+#define sm_sel vsel_avx512
+#define sm_exp vexp_avx512
+static void softmax_row_avx512(float *s, int64_t n, int64_t kend, const int64_t *mask, float scale) {
+    float mx = -INFINITY;
+    if (!mask) {
+        sm_vf vm = (sm_vf){0} - INFINITY;
+        int64_t j = 0;
+        for (; j + 16 <= kend; j += 16) {
+            sm_vf v;
+            memcpy(&v, s + j, sizeof v);
+            v *= scale;
+            memcpy(s + j, &v, sizeof v);
+            vm = sm_sel(v > vm, v, vm);
+        }
+        for (int i = 0; i < 16; i++) mx = vm[i] > mx ? vm[i] : mx;
+        for (; j < n; j++) {
+            float v = j < kend ? s[j] * scale : -INFINITY;
+            s[j] = v;
+            mx = v > mx ? v : mx;
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) {
+            float v = (j < kend && mask[j]) ? s[j] * scale : -INFINITY;
+            s[j] = v;
+            mx = v > mx ? v : mx;
+        }
+    }
+    if (mx == -INFINITY) {
+        memset(s, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    sm_vf vsum = {0};
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        sm_vf v;
+        memcpy(&v, s + j, sizeof v);
+        sm_vf e = sm_exp(v - mx);
+        e = sm_sel(v == -INFINITY, (sm_vf){0}, e);
+        memcpy(s + j, &e, sizeof e);
+        vsum += e;
+    }
+    float sum = 0.f;
+    for (int i = 0; i < 16; i++) sum += vsum[i];
+    for (; j < n; j++) {
+        float e = s[j] == -INFINITY ? 0.f : expf(s[j] - mx);
+        s[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+    for (j = 0; j < n; j++) s[j] *= inv;
+}
+#pragma GCC pop_options
+
+static void softmax_row_generic(float *s, int64_t n, int64_t kend, const int64_t *mask, float scale) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        float v = (j < kend && (!mask || mask[j])) ? s[j] * scale : -INFINITY;
+        s[j] = v;
+        mx = v > mx ? v : mx;
+    }
+    if (mx == -INFINITY) {
+        memset(s, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j < n; j++) {
+        float e = s[j] == -INFINITY ? 0.f : expf(s[j] - mx);
+        s[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++) s[j] *= inv;
+}
+
+void mms_cpu_softmax_rows_strided(float *s, int64_t rows, int64_t n_kv, int64_t ld, int64_t n_q, const int64_t *mask,
+                                  int causal, int64_t causal_off, float scale) {
+    const int avx512 = mms_cpu_isa_get() == MMS_ISA_AVX512;
+    #pragma omp parallel for num_threads(mms_get_num_threads()) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = r % n_q; /* query index within its head (rows are (head, query)) */
+        int64_t kend = causal ? i + causal_off + 1 : n_kv;
+        if (kend > n_kv) kend = n_kv;
+        if (kend < 0) kend = 0;
+        float *row = s + r * ld;
+        if (avx512) softmax_row_avx512(row, ld, kend, mask, scale);
+        else softmax_row_generic(row, ld, kend, mask, scale);
+    }
+}
+
+void mms_cpu_softmax_rows(float *s, int64_t rows, int64_t n_kv, int64_t row_stride, const int64_t *mask,
+                          int causal, int64_t causal_off, float scale) {
+    mms_cpu_softmax_rows_strided(s, rows, n_kv, n_kv, row_stride, mask, causal, causal_off, scale);
+}

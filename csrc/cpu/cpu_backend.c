@@ -54,8 +54,7 @@ static size_t g_cache_bytes;
 
 static size_t round_size(size_t n) { return n < 65536 ? (n ? n : 1) : (n + 65535) & ~(size_t)65535; }
 
-static void *cpu_alloc(mms_backend *be, size_t n) {
-    (void)be;
+void *mms_cpu_scratch_alloc(size_t n) {
     n = round_size(n);
     if (n >= 65536) {
         pthread_mutex_lock(&g_cache_lock);
@@ -73,8 +72,7 @@ static void *cpu_alloc(mms_backend *be, size_t n) {
     return mms_malloc(n);
 }
 
-static void cpu_free(mms_backend *be, void *p) {
-    (void)be;
+void mms_cpu_scratch_free(void *p) {
     if (!p) return;
     size_t n = mms_alloc_size(p);
     if (n >= 65536) {
@@ -93,6 +91,9 @@ static void cpu_free(mms_backend *be, void *p) {
     }
     mms_free(p);
 }
+
+static void *cpu_alloc(mms_backend *be, size_t n) { (void)be; return mms_cpu_scratch_alloc(n); }
+static void cpu_free(mms_backend *be, void *p) { (void)be; mms_cpu_scratch_free(p); }
 
 void mms_cpu_trim(void) {
     pthread_mutex_lock(&g_cache_lock);
@@ -118,6 +119,10 @@ static mms_status cpu_linear(mms_backend *be, const mms_tensor *x, const mms_lin
 
 static mms_status cpu_attention(mms_backend *be, const mms_attn_args *a, mms_error *err) {
     (void)be;
+#ifndef MMS_NO_DNNL
+    /* long sequences: GEMM-based path (oneDNN); short ones: the fused kernel */
+    if (a->n_q >= 128 && a->n_kv >= 128) return mms_cpu_attention_gemm(a, err);
+#endif
     return mms_cpu_attention_isa(a, mms_cpu_isa_get(), err);
 }
 
@@ -133,6 +138,7 @@ static mms_status prepare_tensor(const mms_tensor *src, mms_dtype want, mms_tens
     if (rc != MMS_OK) return rc;
     rc = mms_convert(src->data, src->dtype, out->data, want, mms_tensor_numel(src), err);
     if (rc != MMS_OK) mms_tensor_release(out);
+    else mms_storage_drop_pages(src->storage, src->data, mms_tensor_nbytes(src)); /* source not read again */
     return rc;
 }
 

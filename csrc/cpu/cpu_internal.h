@@ -11,7 +11,21 @@ mms_cpu_isa mms_cpu_isa_get(void);
 /* Force an ISA for the hand-written kernels (to test each variant); -1 restores detection. */
 void mms_cpu_force_isa(int isa);
 
+/* Scratch from the backend's cache of freed blocks (large buffers are reused across calls). */
+void *mms_cpu_scratch_alloc(size_t n);
+void mms_cpu_scratch_free(void *p);
+
 mms_status mms_cpu_attention_isa(const mms_attn_args *a, mms_cpu_isa isa, mms_error *err);
+/* Attention through two batched oneDNN matmuls per sequence (QK^T, PV) and a vectorized masked
+ * softmax: used for long sequences, where it runs at GEMM speed. */
+mms_status mms_cpu_attention_gemm(const mms_attn_args *a, mms_error *err);
+/* Masked, scaled softmax of rows s[0..n_kv) in place (kend = visible keys, mask may be NULL);
+ * fully masked rows become zeros. Defined in attention.c (per-ISA). */
+void mms_cpu_softmax_rows(float *s, int64_t rows, int64_t n_kv, int64_t row_stride, const int64_t *mask,
+                          int causal, int64_t causal_off, float scale);
+/* Same over rows of length ld (>= n_kv; columns past n_kv get probability 0); n_q = queries per head. */
+void mms_cpu_softmax_rows_strided(float *s, int64_t rows, int64_t n_kv, int64_t ld, int64_t n_q, const int64_t *mask,
+                                  int causal, int64_t causal_off, float scale);
 mms_status mms_cpu_linear_dnnl(const mms_tensor *x, const mms_linear *L, mms_act act, const mms_tensor *residual,
                                mms_tensor *y, mms_error *err);
 

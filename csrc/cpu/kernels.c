@@ -36,6 +36,7 @@ CLONES static void ln_row(const float *x, int64_t D, const float *g, const float
 
 mms_status mms_cpu_layernorm(mms_backend *be, const mms_tensor *x, const float *g, const float *b, float eps,
                              mms_tensor *y, mms_error *err) {
+    (void)be; (void)err;
     const int64_t D = x->ne[x->ndim - 1], rows = mms_tensor_numel(x) / D;
     const float *xd = x->data;
     const int bf = y->dtype == MMS_DTYPE_BF16;
@@ -58,6 +59,7 @@ static inline float act1(float v, mms_act act) {
 }
 
 mms_status mms_cpu_activation(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err) {
+    (void)be; (void)err;
     const int64_t n = mms_tensor_numel(x);
     float *d = x->data;
     #pragma omp parallel for num_threads(threads_for(n)) schedule(static)
@@ -71,6 +73,7 @@ CLONES static void add_row(float *y, const float *v, int64_t n) {
 }
 
 mms_status mms_cpu_add(mms_backend *be, mms_tensor *y, const mms_tensor *v, mms_error *err) {
+    (void)be; (void)err;
     const int64_t C = y->ne[y->ndim - 1], n = mms_tensor_numel(y), rows = n / C;
     const int bcast = mms_tensor_numel(v) == C && rows > 1;
     float *yd = y->data;
@@ -83,6 +86,7 @@ mms_status mms_cpu_add(mms_backend *be, mms_tensor *y, const mms_tensor *v, mms_
 /* ---- embedding gather with id range check ---- */
 mms_status mms_cpu_embedding(mms_backend *be, const mms_tensor *table, const mms_tensor *ids, mms_tensor *out,
                              mms_error *err) {
+    (void)be; (void)err;
     const int64_t V = table->ne[0], D = table->ne[1], n = mms_tensor_numel(ids);
     const int64_t *id = ids->data;
     for (int64_t i = 0; i < n; i++)
@@ -100,6 +104,7 @@ mms_status mms_cpu_embedding(mms_backend *be, const mms_tensor *table, const mms
 
 /* ---- im2col for stride = kernel = p convolutions; column order (c, ky, kx) ---- */
 mms_status mms_cpu_im2col(mms_backend *be, const mms_tensor *px, int p, mms_tensor *out, mms_error *err) {
+    (void)be; (void)err;
     const int64_t B = px->ne[0], C = px->ne[1], H = px->ne[2], W = px->ne[3];
     const int64_t gh = H / p, gw = W / p, cols = C * p * p;
     const char *base = px->data;
@@ -122,11 +127,13 @@ mms_status mms_cpu_im2col(mms_backend *be, const mms_tensor *px, int p, mms_tens
 
 mms_status mms_cpu_copy2d(mms_backend *be, float *dst, int64_t ds, const float *src, int64_t ss, int64_t rows,
                           int64_t cols, mms_error *err) {
+    (void)be; (void)err;
     for (int64_t r = 0; r < rows; r++) memmove(dst + r * ds, src + r * ss, (size_t)cols * sizeof(float));
     return MMS_OK;
 }
 
 mms_status mms_cpu_l2_normalize(mms_backend *be, mms_tensor *x, mms_error *err) {
+    (void)be; (void)err;
     const int64_t D = x->ne[x->ndim - 1], rows = mms_tensor_numel(x) / D;
     float *d = x->data;
     for (int64_t r = 0; r < rows; r++) {

@@ -139,6 +139,18 @@ static mms_status bind(dnnl_memory_t *m, int64_t r, int64_t c, mms_dtype dt, dnn
     return s == dnnl_success ? MMS_OK : dnnl_fail(err, "memory", s);
 }
 
+/* Shared with attention_gemm.c: the engine and this thread's stream (NULL on failure). */
+dnnl_engine_t mms_dnnl_engine(void) {
+    pthread_once(&g_engine_once, engine_init);
+    return g_engine_status == dnnl_success ? g_engine : NULL;
+}
+
+dnnl_stream_t mms_dnnl_stream(void) {
+    if (!mms_dnnl_engine()) return NULL;
+    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) return NULL;
+    return t_stream;
+}
+
 mms_status mms_cpu_linear_dnnl(const mms_tensor *x, const mms_linear *L, mms_act act, const mms_tensor *residual,
                                mms_tensor *y, mms_error *err) {
     pthread_once(&g_engine_once, engine_init);
@@ -168,7 +180,7 @@ mms_status mms_cpu_linear_dnnl(const mms_tensor *x, const mms_linear *L, mms_act
     int owned = 0;
     mms_status rc = get_prim(&key, &pe, &owned, err);
     if (rc != MMS_OK) { mms_free(xconv); return rc; }
-    void *scratch = pe.scratch_bytes ? mms_malloc(pe.scratch_bytes) : NULL;
+    void *scratch = pe.scratch_bytes ? mms_cpu_scratch_alloc(pe.scratch_bytes) : NULL;
     dnnl_memory_t msrc = NULL, mwei = NULL, mdst = NULL, mbias = NULL, mres = NULL, mscr = NULL;
     if (pe.scratch_bytes && !scratch) { rc = mms_error_set(err, MMS_ERR_NOMEM, "linear: out of memory (scratchpad)"); goto done; }
     if ((rc = bind(&msrc, M, K, xdt, dnnl_ab, (void *)xdata, err)) ||
@@ -206,7 +218,7 @@ done:
     if (mbias) dnnl_memory_destroy(mbias);
     if (mres) dnnl_memory_destroy(mres);
     if (mscr) dnnl_memory_destroy(mscr);
-    mms_free(scratch);
+    mms_cpu_scratch_free(scratch);
     mms_free(xconv);
     if (owned) dnnl_primitive_destroy(pe.prim);
     return rc;

@@ -50,7 +50,12 @@ static PyObject *py_op_attention(PyObject *self, PyObject *args) {
     mms_error err = {0};
     mms_status rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = mms_cpu_attention_isa(&a, (mms_cpu_isa)isa, &err);
+    if (isa >= 10) { /* through the backend's dispatch; isa-10 = low_precision */
+        a.low_precision = isa - 10;
+        rc = mms_op_attention(mms_backend_cpu(), &a, &err);
+    } else {
+        rc = mms_cpu_attention_isa(&a, (mms_cpu_isa)isa, &err);
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&bq); PyBuffer_Release(&bk); PyBuffer_Release(&bv); PyBuffer_Release(&bo);
     if (have_m) PyBuffer_Release(&bm);
@@ -132,7 +137,19 @@ static PyObject *py_weights_info(PyObject *self, PyObject *args) {
     return d;
 }
 
+static PyObject *py_op_attention_backend(PyObject *self, PyObject *args) {
+    PyObject *qo, *ko, *vo, *oo, *mo;
+    int heads, causal, lowp;
+    if (!PyArg_ParseTuple(args, "OOOOiiOi", &qo, &ko, &vo, &oo, &heads, &causal, &mo, &lowp)) return NULL;
+    PyObject *t = Py_BuildValue("(OOOOiiOi)", qo, ko, vo, oo, heads, causal, mo, 10 + lowp);
+    if (!t) return NULL;
+    PyObject *r = py_op_attention(self, t);
+    Py_DECREF(t);
+    return r;
+}
+
 static PyMethodDef ops_methods[] = {
+    {"op_attention_backend", py_op_attention_backend, METH_VARARGS, "test hook: attention through the CPU backend dispatch"},
     {"op_attention", py_op_attention, METH_VARARGS, "test hook: fused attention with a given ISA (0 scalar, 1 avx2, 2 avx512)"},
     {"op_layernorm", py_op_layernorm, METH_VARARGS, "test hook: layernorm"},
     {"op_linear", py_op_linear, METH_VARARGS, "test hook: linear on oneDNN"},
