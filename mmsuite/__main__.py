@@ -3,7 +3,7 @@
     python -m mmsuite classify IMAGES... --labels "a cat,a dog" [--model PATH_OR_HUB_ID] [--json OUT]
     python -m mmsuite embed IMAGES... [--texts "a,b"] [--model ...] --out embeddings.npz
 
-IMAGES may be files or folders (every .png/.jpg/.jpeg inside). Without --model a random-weight
+IMAGES may be files or folders (every .png/.jpg/.jpeg below them). Without --model a random-weight
 demo checkpoint is used (clearly labelled: its predictions are meaningless)."""
 import argparse
 import json
@@ -20,7 +20,8 @@ def _collect(paths):
     out = []
     for p in paths:
         if os.path.isdir(p):
-            out += sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_EXT))
+            out += sorted(os.path.join(root, f) for root, _, files in os.walk(p) for f in files
+                          if f.lower().endswith(IMAGE_EXT))
         elif os.path.isfile(p):
             out.append(p)
         else:
