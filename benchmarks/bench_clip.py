@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.environ.get("MMSUITE_SRC", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import interleaved, machine_info, run_child  # noqa: E402
@@ -106,6 +106,7 @@ LOAD_MMSUITE = """
 import time, resource, numpy as np, sys
 sys.path.insert(0, {root!r})
 t = time.perf_counter()
+sys.path.insert(0, {src!r})
 import mmsuite
 m = mmsuite.load({path!r}, dtype={dtype!r})
 e = m.encode_image(pixel_values=np.zeros((1, 3, {S}, {S}), np.float32))["image_embeds"]
@@ -133,8 +134,8 @@ def bench_load(path, shape, out):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     res = {"shape": shape}
     for _ in range(2):  # second round: warm page cache for both
-        res["mmsuite_fp32"] = run_child(LOAD_MMSUITE.format(root=root, path=path, dtype="float32", S=S))
-        res["mmsuite_bf16"] = run_child(LOAD_MMSUITE.format(root=root, path=path, dtype="bfloat16", S=S))
+        res["mmsuite_fp32"] = run_child(LOAD_MMSUITE.format(root=root, src=os.environ.get('MMSUITE_SRC', root), path=path, dtype="float32", S=S))
+        res["mmsuite_bf16"] = run_child(LOAD_MMSUITE.format(root=root, src=os.environ.get('MMSUITE_SRC', root), path=path, dtype="bfloat16", S=S))
         res["torch_fp32"] = run_child(LOAD_TORCH.format(path=path, S=S))
     out.append(res)
     print(json.dumps(res), flush=True)

@@ -214,20 +214,27 @@ def test_load_tokenizer_open_clip_dir(tmp_path):
         load_tokenizer(str(tmp_path))
 
 
-def test_load_tokenizer_unsupported(tmp_path):
+def test_load_tokenizer_dispatch_errors(tmp_path):
+    """SentencePiece files now dispatch to the SentencePiece loader, which names the bad file."""
+    from mmsuite import FormatError
     sp = tmp_path / "sp"
     sp.mkdir()
     (sp / "tokenizer.model").write_bytes(b"\x0a\x00")
-    with pytest.raises(UnsupportedError, match="tokenizer.model"):
+    with pytest.raises(FormatError, match="tokenizer.model"):
         load_tokenizer(str(sp))
     other = tmp_path / "llama"
     other.mkdir()
     (other / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer"}))
-    with pytest.raises(UnsupportedError, match="tokenizer_config.json"):
+    with pytest.raises(FileNotFoundError, match="tokenizer.model"):
         load_tokenizer(str(other))
     (tmp_path / "x.model").write_bytes(b"")
-    with pytest.raises(UnsupportedError, match="x.model"):
+    with pytest.raises(FormatError, match="x.model"):
         load_tokenizer(str(tmp_path / "x.model"))
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer"}))
+    with pytest.raises(UnsupportedError, match="BertTokenizer"):
+        load_tokenizer(str(bert))
 
 
 # ---- bad inputs -------------------------------------------------------------------------------

@@ -22,5 +22,6 @@ int mms_py_init_image(PyObject *m);
 int mms_py_init_tokenizer(PyObject *m);
 int mms_py_init_model(PyObject *m);
 int mms_py_init_ops(PyObject *m);
+int mms_py_init_sentencepiece(PyObject *m);
 
 #endif
