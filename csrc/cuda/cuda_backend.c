@@ -18,12 +18,14 @@ static mms_status cu_fail(mms_error *err, const char *what, int code) {
 }
 #define CU(e, what) do { int _c = (int)(e); if (_c) return cu_fail(err, what, _c); } while (0)
 
+/* Activations come from the stream-ordered pool (cudaMallocAsync): reused across calls, and a
+ * free does not synchronize the device the way cudaFree does. */
 static void *cu_alloc(mms_backend *be, size_t n) {
     (void)be;
     void *p = NULL;
-    return cudaMalloc(&p, n ? n : 4) == cudaSuccess ? p : NULL;
+    return cudaMallocAsync(&p, n ? n : 4, 0) == cudaSuccess ? p : NULL;
 }
-static void cu_free(mms_backend *be, void *p) { (void)be; if (p) cudaFree(p); }
+static void cu_free(mms_backend *be, void *p) { (void)be; if (p) cudaFreeAsync(p, 0); }
 static mms_status cu_upload(mms_backend *be, void *dst, const void *src, size_t n, mms_error *err) {
     (void)be;
     CU(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "upload");
@@ -226,6 +228,13 @@ static void cuda_init(void) {
     int n = 0;
     g_status = (int)cudaGetDeviceCount(&n);
     if (!g_status && n == 0) g_status = -1;
+    if (!g_status) { /* keep freed pool memory cached instead of returning it at each sync */
+        cudaMemPool_t pool;
+        if (cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess) {
+            uint64_t keep = UINT64_MAX;
+            cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+        }
+    }
 }
 
 mms_backend *mms_backend_cuda(mms_error *err) {
