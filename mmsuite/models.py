@@ -165,8 +165,11 @@ class SigLIP(ContrastiveModel):
     kind = "siglip"
 
     def tokenize(self, texts, truncate=True):
-        return self.tokenizer(list(texts), context_length=self.context_length, padding="max_length",
-                              truncation=truncate)
+        """input_ids only: SigLIP is trained and used with max_length padding and NO attention
+        mask (HF SiglipTokenizer's model_input_names), so pad tokens are attended."""
+        enc = self.tokenizer(list(texts), context_length=self.context_length, padding="max_length",
+                             truncation=truncate)
+        return {"input_ids": enc["input_ids"]}
 
     def probabilities(self, logits_per_image):
         return 1.0 / (1.0 + np.exp(-logits_per_image))
