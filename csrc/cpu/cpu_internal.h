@@ -4,6 +4,20 @@
 
 #include "../backend.h"
 
+#include <math.h>
+
+/* Scalar activation, the reference definition every CPU path uses. */
+static inline float mms_act_apply(float v, mms_act act) {
+    switch (act) {
+    case MMS_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    case MMS_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    case MMS_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
+    case MMS_ACT_RELU: return v > 0.f ? v : 0.f;
+    case MMS_ACT_SILU: return v / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
 typedef enum mms_cpu_isa { MMS_ISA_GENERIC = 0, MMS_ISA_AVX2 = 1, MMS_ISA_AVX512 = 2 } mms_cpu_isa;
 
 /* Best ISA of this CPU (cached), or the one forced by mms_cpu_force_isa (tests). */

@@ -47,23 +47,13 @@ mms_status mms_cpu_layernorm(mms_backend *be, const mms_tensor *x, const float *
 }
 
 /* ---- activations ---- */
-static inline float act1(float v, mms_act act) {
-    switch (act) {
-    case MMS_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    case MMS_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-    case MMS_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
-    case MMS_ACT_RELU: return v > 0.f ? v : 0.f;
-    case MMS_ACT_SILU: return v / (1.0f + expf(-v));
-    default: return v;
-    }
-}
 
 mms_status mms_cpu_activation(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err) {
     (void)be; (void)err;
     const int64_t n = mms_tensor_numel(x);
     float *d = x->data;
     #pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = act1(d[i], act);
+    for (int64_t i = 0; i < n; i++) d[i] = mms_act_apply(d[i], act);
     return MMS_OK;
 }
 

@@ -7,16 +7,6 @@
 
 #include "cpu_internal.h"
 
-static float act_ref(float v, mms_act act) {
-    switch (act) {
-    case MMS_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    case MMS_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-    case MMS_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
-    case MMS_ACT_RELU: return v > 0.f ? v : 0.f;
-    case MMS_ACT_SILU: return v / (1.0f + expf(-v));
-    default: return v;
-    }
-}
 
 static inline float load(const void *p, mms_dtype dt, int64_t i) {
     return dt == MMS_DTYPE_BF16 ? mms_bf16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
@@ -38,7 +28,7 @@ mms_status mms_cpu_linear_dnnl(const mms_tensor *x, const mms_linear *L, mms_act
                 acc += xv * load(L->w.data, L->w.dtype, n * K + k);
             }
             if (L->b.ndim) acc += ((const float *)L->b.data)[n];
-            acc = act_ref(acc, act);
+            acc = mms_act_apply(acc, act);
             if (residual) acc += ((const float *)residual->data)[m * N + n];
             if (ybf) ((uint16_t *)y->data)[m * N + n] = mms_f32_to_bf16(acc);
             else ((float *)y->data)[m * N + n] = acc;

@@ -31,6 +31,38 @@ PyObject *mms_py_raise(const mms_error *err) {
     return NULL;
 }
 
+int64_t *mms_py_ids_from_seq(PyObject *obj, const char *what, Py_ssize_t *n_out) {
+    if (PyUnicode_Check(obj) || PyBytes_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: ids must be a sequence of int, not %.100s", what, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(obj, "ids must be a sequence of int");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int64_t *ids = PyMem_Malloc(((size_t)n + 1) * sizeof *ids);
+    if (!ids) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyNumber_Index(PySequence_Fast_GET_ITEM(seq, i));
+        int overflow = 0;
+        long long x = v ? PyLong_AsLongLongAndOverflow(v, &overflow) : -1;
+        Py_XDECREF(v);
+        if (!v || (x == -1 && PyErr_Occurred()) || overflow) {
+            if (overflow) PyErr_Format(PyExc_ValueError, "%s: id at position %zd is out of range", what, i);
+            PyMem_Free(ids);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        ids[i] = x;
+    }
+    Py_DECREF(seq);
+    *n_out = n;
+    return ids;
+}
+
 static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
     (void)self;
     long n = PyLong_AsLong(arg);

@@ -17,6 +17,10 @@
  *   MMS_ERR_INTERNAL -> RuntimeError. */
 PyObject *mms_py_raise(const mms_error *err);
 
+/* A Python sequence of ints -> PyMem_Malloc'd int64 array (*n elements; free with PyMem_Free),
+ * or NULL with TypeError/ValueError naming `what`. */
+int64_t *mms_py_ids_from_seq(PyObject *obj, const char *what, Py_ssize_t *n);
+
 /* Registration hooks called by the module init (module.c); each returns 0 / -1. */
 int mms_py_init_image(PyObject *m);
 int mms_py_init_tokenizer(PyObject *m);

@@ -256,30 +256,10 @@ done:
 }
 
 static PyObject *sp_decode(PyObject *o, PyObject *arg) {
-    if (PyUnicode_Check(arg) || PyBytes_Check(arg))
-        return PyErr_Format(PyExc_TypeError, "decode: ids must be a sequence of int, not %.100s", Py_TYPE(arg)->tp_name);
-    PyObject *seq = PySequence_Fast(arg, "decode: ids must be a sequence of int");
-    if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    int64_t *ids = PyMem_Malloc(((size_t)n + 1) * sizeof *ids);
+    Py_ssize_t n;
+    int64_t *ids = mms_py_ids_from_seq(arg, "decode", &n);
+    if (!ids) return NULL;
     PyObject *result = NULL;
-    if (!ids) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v = PyNumber_Index(PySequence_Fast_GET_ITEM(seq, i));
-        if (!v) goto done;
-        int overflow;
-        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-        Py_DECREF(v);
-        if (x == -1 && PyErr_Occurred()) goto done;
-        if (overflow) {
-            PyErr_Format(PyExc_ValueError, "decode: id at position %zd is out of range", i);
-            goto done;
-        }
-        ids[i] = x;
-    }
     char *text = NULL;
     size_t len = 0;
     mms_error err = {MMS_OK, ""};
@@ -295,7 +275,6 @@ static PyObject *sp_decode(PyObject *o, PyObject *arg) {
     mms_free(text);
 done:
     PyMem_Free(ids);
-    Py_DECREF(seq);
     return result;
 }
 

@@ -228,31 +228,10 @@ static PyObject *tok_decode(PyObject *o, PyObject *args, PyObject *kwargs) {
     PyObject *ids_o;
     int skip = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:decode", kwlist, &ids_o, &skip)) return NULL;
-    if (PyUnicode_Check(ids_o) || PyBytes_Check(ids_o))
-        return PyErr_Format(PyExc_TypeError, "decode: ids must be a sequence of int, not %.100s",
-                            Py_TYPE(ids_o)->tp_name);
-    PyObject *seq = PySequence_Fast(ids_o, "decode: ids must be a sequence of int");
-    if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    int64_t *ids = PyMem_Malloc(((size_t)n + 1) * sizeof *ids);
+    Py_ssize_t n;
+    int64_t *ids = mms_py_ids_from_seq(ids_o, "decode", &n);
+    if (!ids) return NULL;
     PyObject *result = NULL;
-    if (!ids) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v = PyNumber_Index(PySequence_Fast_GET_ITEM(seq, i));
-        if (!v) goto done;
-        int overflow;
-        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-        Py_DECREF(v);
-        if (x == -1 && PyErr_Occurred()) goto done;
-        if (overflow) {
-            PyErr_Format(PyExc_ValueError, "decode: id at position %zd is out of range", i);
-            goto done;
-        }
-        ids[i] = x;
-    }
     char *text = NULL;
     size_t len = 0;
     mms_error err = {MMS_OK, ""};
@@ -268,7 +247,6 @@ static PyObject *tok_decode(PyObject *o, PyObject *args, PyObject *kwargs) {
     mms_free(text);
 done:
     PyMem_Free(ids);
-    Py_DECREF(seq);
     return result;
 }
 
