@@ -24,6 +24,23 @@ static mms_status to_host(const mms_clip *m, void *dst, const void *src, size_t 
     return m->be->vt->download(m->be, dst, src, nbytes, err);
 }
 
+/* dst (rows, cols) = src rows divided by their L2 norm (host buffers). */
+static mms_status normalized_copy(float *dst, const float *src, int64_t rows, int64_t cols, mms_error *err) {
+    int64_t ne[2] = {rows, cols};
+    memcpy(dst, src, (size_t)(rows * cols) * sizeof(float));
+    mms_tensor t = mms_tensor_view(dst, MMS_DTYPE_F32, 2, ne);
+    return mms_op_l2_normalize(mms_backend_cpu(), &t, err);
+}
+
+/* Frees a call's scratch and buffers; on failure also the outputs. Returns rc. */
+static mms_status finish(mms_backend *be, mms_block_scratch *s, void **bufs, int n, mms_outputs *out, mms_status rc) {
+    mms_block_scratch_free(be, s);
+    for (int i = 0; i < n; i++)
+        if (bufs[i]) be->vt->free(be, bufs[i]);
+    if (rc != MMS_OK) mms_outputs_release(out);
+    return rc;
+}
+
 mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_outputs *out, mms_error *err) {
     memset(out, 0, sizeof *out);
     const mms_clip_config *c = &m->cfg;
@@ -141,18 +158,10 @@ mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_ou
             TRY(to_host(m, emb + b0 * P, tmp, (size_t)(nb * P) * 4, err));
         }
     }
-    memcpy(embn, siglip ? pool : emb, (size_t)(B * P) * 4);
-    {
-        mms_tensor tn = mms_tensor_view(embn, MMS_DTYPE_F32, 2, sp);
-        TRY(mms_op_l2_normalize(mms_backend_cpu(), &tn, err));
-    }
+    rc = normalized_copy(embn, siglip ? pool : emb, B, P, err);
 #undef TRY
 done:
-    mms_block_scratch_free(be, &s);
-    for (int i = 0; i < 8; i++)
-        if (bufs[i]) be->vt->free(be, bufs[i]);
-    if (rc != MMS_OK) mms_outputs_release(out);
-    return rc;
+    return finish(be, &s, bufs, 8, out, rc);
 }
 
 mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const mms_tensor *mask, mms_outputs *out,
@@ -246,16 +255,8 @@ mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const 
             TRY(to_host(m, emb + b0 * P, proj, (size_t)(nb * P) * 4, err));
         }
     }
-    memcpy(embn, siglip ? pool : emb, (size_t)(B * P) * 4);
-    {
-        mms_tensor tn = mms_tensor_view(embn, MMS_DTYPE_F32, 2, sp);
-        TRY(mms_op_l2_normalize(mms_backend_cpu(), &tn, err));
-    }
+    rc = normalized_copy(embn, siglip ? pool : emb, B, P, err);
 #undef TRY
 done:
-    mms_block_scratch_free(be, &s);
-    for (int i = 0; i < 5; i++)
-        if (bufs[i]) be->vt->free(be, bufs[i]);
-    if (rc != MMS_OK) mms_outputs_release(out);
-    return rc;
+    return finish(be, &s, bufs, 5, out, rc);
 }
