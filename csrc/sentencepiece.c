@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "text_util.h"
 #include "tokenizer.h" /* mms_utf8_next */
 
 static const char SPACE_SYMBOL[] = "\xE2\x96\x81"; /* U+2581 '▁' */
@@ -435,17 +436,6 @@ static mms_status bpe_encode(const mms_sp_tokenizer *t, sp_work *w) {
 
 /* ==== encoding ========================================================================================= */
 
-/* Where ids go: the first cap are stored, all are counted. */
-typedef struct id_sink {
-    int64_t *ids;
-    size_t cap, n;
-} id_sink;
-
-static inline void sink_put(id_sink *o, int64_t id) {
-    if (o->n < o->cap) o->ids[o->n] = id;
-    o->n++;
-}
-
 /* SentencePieceProcessor::Encode up to the model's output: normalize, then segment into
  * w->seg. */
 static mms_status segment_text(const mms_sp_tokenizer *t, sp_work *w, const char *text, size_t len, mms_error *err) {
@@ -458,21 +448,21 @@ static mms_status segment_text(const mms_sp_tokenizer *t, sp_work *w, const char
 
 /* Ids of the segments (PopulateSentencePieceText): an unknown piece becomes its bytes as
  * byte pieces (byte_fallback), or one unk stands for a run of unknown pieces. */
-static void put_ids(const mms_sp_tokenizer *t, const sp_work *w, id_sink *out) {
+static void put_ids(const mms_sp_tokenizer *t, const sp_work *w, mms_id_sink *out) {
     int prev_unk = 0;
     for (size_t i = 0; i < w->n_seg; i++) {
         const sp_seg *g = &w->seg[i];
         int is_unk = t->type[g->id] == MMS_SP_PIECE_TYPE_UNKNOWN;
         if (is_unk && t->byte_fallback) {
-            for (int32_t k = 0; k < g->len; k++) sink_put(out, t->byte_id[(uint8_t)w->norm[g->start + k]]);
+            for (int32_t k = 0; k < g->len; k++) mms_sink_put(out, t->byte_id[(uint8_t)w->norm[g->start + k]]);
         } else if (!(is_unk && prev_unk)) {
-            sink_put(out, g->id);
+            mms_sink_put(out, g->id);
         }
         prev_unk = is_unk;
     }
 }
 
-static mms_status encode_text(const mms_sp_tokenizer *t, sp_work *w, const char *text, size_t len, id_sink *out,
+static mms_status encode_text(const mms_sp_tokenizer *t, sp_work *w, const char *text, size_t len, mms_id_sink *out,
                               mms_error *err) {
     mms_status st = segment_text(t, w, text, len, err);
     if (!st) put_ids(t, w, out);
@@ -497,7 +487,7 @@ mms_status mms_sp_tokenizer_normalize(const mms_sp_tokenizer *t, const char *tex
 mms_status mms_sp_tokenizer_encode_into(const mms_sp_tokenizer *t, const char *text, size_t len, int64_t *ids,
                                         size_t cap, size_t *n_ids, mms_error *err) {
     sp_work w = {0};
-    id_sink out = {ids, ids ? cap : 0, 0};
+    mms_id_sink out = {ids, ids ? cap : 0, 0, 0};
     mms_status st = encode_text(t, &w, text, len, &out, err);
     work_free(&w);
     *n_ids = out.n;
@@ -511,13 +501,13 @@ mms_status mms_sp_tokenizer_encode(const mms_sp_tokenizer *t, const char *text, 
     *n_ids = 0;
     mms_status st = segment_text(t, &w, text, len, err);
     if (!st) {
-        id_sink count = {NULL, 0, 0}; /* count, then fill: the segments stay in w */
+        mms_id_sink count = {NULL, 0, 0, 0}; /* count, then fill: the segments stay in w */
         put_ids(t, &w, &count);
         int64_t *buf = mms_malloc((count.n ? count.n : 1) * sizeof *buf);
         if (!buf) {
             st = mms_error_set(err, MMS_ERR_NOMEM, "encode: out of memory");
         } else {
-            id_sink out = {buf, count.n, 0};
+            mms_id_sink out = {buf, count.n, 0, 0};
             put_ids(t, &w, &out);
             *ids = buf;
             *n_ids = out.n;
@@ -538,14 +528,11 @@ static mms_status encode_row(const mms_sp_tokenizer *t, sp_work *w, const char *
                              mms_error *err) {
     int64_t L = p->context_length, nb = p->add_bos ? 1 : 0, ne = p->add_eos ? 1 : 0;
     if (nb) row[0] = t->bos_id;
-    id_sink out = {row + nb, (size_t)(L - nb), 0};
+    mms_id_sink out = {row + nb, (size_t)(L - nb), 0, 0};
     mms_status st = encode_text(t, w, text, len, &out, err);
     if (st) return st;
-    int64_t n = (int64_t)out.n + nb + ne, used = n < L ? n : L;
-    if (ne) row[used - 1] = t->eos_id;
-    for (int64_t j = used; j < L; j++) row[j] = p->pad_id;
-    if (mask)
-        for (int64_t j = 0; j < L; j++) mask[j] = j < used;
+    int64_t n = (int64_t)out.n + nb + ne;
+    mms_batch_row_end(row, mask, L, n, (int)ne, t->eos_id, p->pad_id);
     *total = n;
     return MMS_OK;
 }
@@ -577,54 +564,16 @@ mms_status mms_sp_tokenizer_encode_batch(const mms_sp_tokenizer *t, const char *
             mms_error e;
             mms_status st = encode_row(t, &w, texts[i], lens[i], &p, ids + i * L, mask ? mask + i * L : NULL,
                                        &totals[i], &e);
-            if (st) {
-#pragma omp critical(mms_sp_batch_error)
-                if (i < bad) {
-                    bad = i;
-                    bad_err = e;
-                }
-            }
+            if (st) mms_batch_note_error(i, &e, &bad, &bad_err);
         }
         work_free(&w);
     }
-    mms_status st = MMS_OK;
-    if (bad < n) {
-        if (err) *err = bad_err;
-        st = mms_error_prefix(err, "text %lld", (long long)bad);
-        if (!err) st = bad_err.code;
-    } else if (!p.truncate) {
-        for (int64_t i = 0; i < n; i++)
-            if (totals[i] > L) {
-                st = mms_error_set(err, MMS_ERR_VALUE, "text %lld has %lld tokens, more than the context length "
-                                   "%lld (truncate is off)", (long long)i, (long long)totals[i], (long long)L);
-                break;
-            }
-    }
+    mms_status st = mms_batch_status(n, bad, &bad_err, p.truncate, totals, L, err);
     if (!n_tokens) mms_free(totals);
     return st;
 }
 
 /* ==== decoding ========================================================================================== */
-
-/* Append the bytes of a run of byte pieces: each well-formed UTF-8 character as is, each
- * byte of anything else as U+FFFD (ProcessBytePieces). */
-static size_t put_byte_run(char *out, const uint8_t *run, size_t n) {
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int l = mms_utf8_next(run + i, n - i, &cp);
-        if (l == 0) {
-            memcpy(out + o, REPLACEMENT, 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, run + i, (size_t)l);
-            o += (size_t)l;
-            i += (size_t)l;
-        }
-    }
-    return o;
-}
 
 /* Value of a BYTE piece "<0xAB>" (the loader checked the form). */
 static uint8_t byte_of_piece(const char *p) {
@@ -666,7 +615,7 @@ mms_status mms_sp_tokenizer_decode(const mms_sp_tokenizer *t, const int64_t *ids
             run[n_run++] = byte_of_piece(t->pool + t->off[id]);
             continue;
         }
-        o += put_byte_run(out + o, run, n_run);
+        o += mms_utf8_replace_bytes(run, n_run, (uint8_t *)out + o);
         n_run = 0;
         if (bos_ws_seen || o > 0) is_bos_ws = 0;
         bos_ws_seen = 0;
@@ -693,7 +642,7 @@ mms_status mms_sp_tokenizer_decode(const mms_sp_tokenizer *t, const int64_t *ids
             }
         }
     }
-    o += put_byte_run(out + o, run, n_run);
+    o += mms_utf8_replace_bytes(run, n_run, (uint8_t *)out + o);
     mms_free(run);
     out[o] = '\0';
     if (t->has_denorm) {

@@ -7,10 +7,11 @@
  * every other field is skipped as protobuf skips unknown fields. */
 #include "sentencepiece_internal.h"
 
-#include <errno.h>
 #include <float.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "text_util.h"
 
 #define MAX_PIECES (1 << 26) /* far above any real vocabulary; ids must fit int32 */
 
@@ -242,39 +243,18 @@ static mms_status read_model(const uint8_t *data, size_t len, const char *name, 
 
 /* ==== tables ================================================================================ */
 
-static uint64_t hash_bytes(const void *p, size_t n) { /* FNV-1a and a final mix */
-    const uint8_t *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
-    return h ^ (h >> 29);
+static int32_t *reserved_slot(const mms_sp_tokenizer *t, const char *s, size_t n) {
+    return mms_str_slot(t->reserved, t->reserved_mask, t->pool, t->off, t->len, s, n);
 }
 
-static size_t pow2_at_least(size_t n) {
-    size_t c = 16;
-    while (c < n) c <<= 1;
-    return c;
-}
-
-static int32_t reserved_find(const mms_sp_tokenizer *t, const char *s, size_t n) {
-    for (size_t i = hash_bytes(s, n) & t->reserved_mask;; i = (i + 1) & t->reserved_mask) {
-        int32_t id = t->reserved[i];
-        if (id < 0) return -1;
-        if ((size_t)t->len[id] == n && memcmp(t->pool + t->off[id], s, n) == 0) return id;
-    }
-}
+static int32_t reserved_find(const mms_sp_tokenizer *t, const char *s, size_t n) { return *reserved_slot(t, s, n); }
 
 /* Insert a reserved piece; 1 if its string is already there. */
 static int reserved_insert(mms_sp_tokenizer *t, int32_t id) {
-    const char *s = t->pool + t->off[id];
-    size_t n = (size_t)t->len[id];
-    for (size_t i = hash_bytes(s, n) & t->reserved_mask;; i = (i + 1) & t->reserved_mask) {
-        int32_t o = t->reserved[i];
-        if (o < 0) {
-            t->reserved[i] = id;
-            return 0;
-        }
-        if ((size_t)t->len[o] == n && memcmp(t->pool + t->off[o], s, n) == 0) return 1;
-    }
+    int32_t *slot = reserved_slot(t, t->pool + t->off[id], (size_t)t->len[id]);
+    if (*slot >= 0) return 1;
+    *slot = id;
+    return 0;
 }
 
 /* Node for (node, byte), created if absent; -1 when out of node capacity (cannot happen:
@@ -301,7 +281,7 @@ static mms_status trie_build(mms_sp_tokenizer *t, int32_t *dup, mms_error *err, 
     if (total > INT32_MAX / 2)
         return mms_error_set(err, MMS_ERR_FORMAT, "%s: pieces too long (%zu bytes)", name, total);
     sp_trie *tr = &t->trie;
-    tr->mask = pow2_at_least(2 * total) - 1;
+    tr->mask = mms_pow2_at_least(2 * total) - 1;
     tr->piece = mms_malloc(total * sizeof *tr->piece);
     tr->edge_key = mms_calloc(tr->mask + 1, sizeof *tr->edge_key);
     tr->edge_child = mms_malloc((tr->mask + 1) * sizeof *tr->edge_child);
@@ -456,7 +436,7 @@ static mms_status build(const spec_piece *pieces, size_t n, const spec_trainer *
     t->len = mms_malloc(n * sizeof *t->len);
     t->score = mms_malloc(n * sizeof *t->score);
     t->type = mms_malloc(n);
-    t->reserved_mask = pow2_at_least(2 * n) - 1;
+    t->reserved_mask = mms_pow2_at_least(2 * n) - 1;
     t->reserved = mms_malloc((t->reserved_mask + 1) * sizeof *t->reserved);
     t->unk_surface = dup_str(tr->unk_surface);
     t->normalizer_name = dup_str(ns->name);
@@ -589,26 +569,11 @@ mms_status mms_sp_tokenizer_create(const void *model, size_t len, const char *na
 
 mms_status mms_sp_tokenizer_load(const char *path, mms_sp_tokenizer **out, mms_error *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mms_error_set(err, errno == ENOENT ? MMS_ERR_NOT_FOUND : MMS_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = mms_malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        uint8_t *nb = mms_realloc(buf, cap * 2);
-        if (!nb) mms_free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad) {
-        mms_free(buf);
-        return mms_error_set(err, buf ? MMS_ERR_IO : MMS_ERR_NOMEM, "%s: read failed", path);
-    }
-    mms_status st = mms_sp_tokenizer_create(buf, n, path, out, err);
+    char *buf;
+    size_t n;
+    mms_status st = mms_read_whole_file(path, &buf, &n, err);
+    if (st) return st;
+    st = mms_sp_tokenizer_create(buf, n, path, out, err);
     mms_free(buf);
     return st;
 }

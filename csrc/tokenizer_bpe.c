@@ -7,32 +7,19 @@
  * result id) in an integer hash map and no strings are built while encoding. */
 #include "tokenizer.h"
 
-#include <errno.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
+#include "text_util.h"
 
 #define SOT_STRING "<|startoftext|>"
 #define EOT_STRING "<|endoftext|>"
 #define MAX_VOCAB (1 << 24) /* ids above this are refused: they would size the id tables */
 
 /* ==== hashing and the two maps ============================================================ */
-
-static uint64_t hash_bytes(const void *p, size_t n) { /* FNV-1a, then a final mix */
-    const uint8_t *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
-    return h ^ (h >> 29);
-}
-
-static size_t pow2_at_least(size_t n) {
-    size_t c = 16;
-    while (c < n) c <<= 1;
-    return c;
-}
 
 /* (left id, right id) -> (rank, result id); open addressing, linear probing. */
 typedef struct merge_slot {
@@ -97,26 +84,16 @@ struct mms_bpe_tokenizer {
     word_cache *cache; /* the only mutable part, thread safe by itself */
 };
 
-static int64_t vocab_find(const mms_bpe_tokenizer *t, const char *s, size_t n) {
-    for (size_t i = hash_bytes(s, n) & t->vocab_mask;; i = (i + 1) & t->vocab_mask) {
-        int32_t id = t->vocab_slots[i];
-        if (id < 0) return -1;
-        if ((size_t)t->str_len[id] == n && memcmp(t->pool + t->str_off[id], s, n) == 0) return id;
-    }
+static int32_t *vocab_slot(const mms_bpe_tokenizer *t, const char *s, size_t n) {
+    return mms_str_slot(t->vocab_slots, t->vocab_mask, t->pool, t->str_off, t->str_len, s, n);
 }
+
+static int64_t vocab_find(const mms_bpe_tokenizer *t, const char *s, size_t n) { return *vocab_slot(t, s, n); }
 
 /* Insert id under its string; an equal string already there is replaced (the reference's
  * dict(zip(vocab, ids)): the later id wins). */
 static void vocab_insert(mms_bpe_tokenizer *t, int32_t id) {
-    const char *s = t->pool + t->str_off[id];
-    size_t n = (size_t)t->str_len[id];
-    for (size_t i = hash_bytes(s, n) & t->vocab_mask;; i = (i + 1) & t->vocab_mask) {
-        int32_t o = t->vocab_slots[i];
-        if (o < 0 || ((size_t)t->str_len[o] == n && memcmp(t->pool + t->str_off[o], s, n) == 0)) {
-            t->vocab_slots[i] = id;
-            return;
-        }
-    }
+    *vocab_slot(t, t->pool + t->str_off[id], (size_t)t->str_len[id]) = id;
 }
 
 void mms_bpe_tokenizer_free(mms_bpe_tokenizer *t) {
@@ -272,7 +249,7 @@ static mms_status tokenizer_build(vocab_build *v, const merge_line *lines, size_
     v->pool = NULL;
     t->str_off = mms_malloc(((size_t)t->vocab_size + 1) * sizeof *t->str_off);
     t->str_len = mms_calloc((size_t)t->vocab_size + 1, sizeof *t->str_len);
-    t->vocab_mask = pow2_at_least(2 * v->n) - 1;
+    t->vocab_mask = mms_pow2_at_least(2 * v->n) - 1;
     t->vocab_slots = mms_malloc((t->vocab_mask + 1) * sizeof *t->vocab_slots);
     t->bytes = mms_malloc(v->pool_len + 1);
     t->bytes_off = mms_malloc(((size_t)t->vocab_size + 1) * sizeof *t->bytes_off);
@@ -344,7 +321,7 @@ static mms_status tokenizer_build(vocab_build *v, const merge_line *lines, size_
 
     /* Merge ranks. A repeated pair keeps its later rank, as dict(zip(merges, ranks)). */
     t->n_merges = (int32_t)n_lines;
-    t->merges.mask = pow2_at_least(2 * n_lines + 1) - 1;
+    t->merges.mask = mms_pow2_at_least(2 * n_lines + 1) - 1;
     t->merges.slots = mms_malloc((t->merges.mask + 1) * sizeof *t->merges.slots);
     size_t cat_cap = 64;
     cat = mms_malloc(cat_cap);
@@ -472,40 +449,13 @@ done:
     return st;
 }
 
-/* Whole file into an mms_malloc'd buffer. */
-static mms_status read_file(const char *path, char **data, size_t *len, mms_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mms_error_set(err, errno == ENOENT ? MMS_ERR_NOT_FOUND : MMS_ERR_IO, "%s: %s", path,
-                             strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    char *buf = mms_malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = mms_realloc(buf, cap * 2);
-        if (!nb) mms_free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad) {
-        mms_free(buf);
-        return mms_error_set(err, buf ? MMS_ERR_IO : MMS_ERR_NOMEM, "%s: read failed", path);
-    }
-    *data = buf;
-    *len = n;
-    return MMS_OK;
-}
-
 mms_status mms_bpe_tokenizer_load_hf(const char *vocab_json_path, const char *merges_path,
                                      mms_bpe_tokenizer **out, mms_error *err) {
     char *vocab = NULL, *merges = NULL;
     size_t vl, ml;
     *out = NULL;
-    mms_status st = read_file(vocab_json_path, &vocab, &vl, err);
-    if (!st) st = read_file(merges_path, &merges, &ml, err);
+    mms_status st = mms_read_whole_file(vocab_json_path, &vocab, &vl, err);
+    if (!st) st = mms_read_whole_file(merges_path, &merges, &ml, err);
     if (!st) st = mms_bpe_tokenizer_create_hf(vocab, vl, merges, ml, out, err);
     mms_free(vocab);
     mms_free(merges);
@@ -715,19 +665,6 @@ static size_t bpe_piece(const mms_bpe_tokenizer *t, bpe_work *w, const uint8_t *
 
 /* ==== encoding =============================================================================== */
 
-/* Where ids go: the first cap are stored, all are counted; stop_at_cap ends the text early
- * once the buffer is full (a truncating batch row that does not need the full length). */
-typedef struct id_sink {
-    int64_t *ids;
-    size_t cap, n;
-    int stop_at_cap;
-} id_sink;
-
-static inline void sink_put(id_sink *o, int32_t id) {
-    if (o->n < o->cap) o->ids[o->n] = id;
-    o->n++;
-}
-
 /* Ids of piece s[0..n) from its cache entry e into ids; returns their count, or -1 on a
  * miss (or while a writer holds the entry). */
 static int cache_get(const cache_entry *e, uint32_t tag, const uint8_t *s, size_t n, int32_t *ids) {
@@ -759,32 +696,32 @@ static void cache_put(cache_entry *e, uint32_t tag, const uint8_t *s, size_t n, 
 
 /* Encode one piece through the cache. */
 static void encode_piece(const mms_bpe_tokenizer *t, bpe_work *w, const uint8_t *s, size_t n,
-                         id_sink *out) {
+                         mms_id_sink *out) {
     if (n == 1) { /* a lone byte is its own "x</w>" symbol */
-        sink_put(out, t->byte_eow_id[s[0]]);
+        mms_sink_put(out, t->byte_eow_id[s[0]]);
         return;
     }
     cache_entry *e = NULL;
     uint32_t tag = 0;
     if (n <= CACHE_MAX_PIECE) {
-        uint64_t h = hash_bytes(s, n);
+        uint64_t h = mms_hash_bytes(s, n);
         int32_t ids[CACHE_MAX_IDS];
         e = &t->cache->entries[h & (CACHE_SLOTS - 1)];
         tag = (uint32_t)(h >> 32) | 1u;
         int k = cache_get(e, tag, s, n, ids);
         if (k >= 0) {
-            for (int i = 0; i < k; i++) sink_put(out, ids[i]);
+            for (int i = 0; i < k; i++) mms_sink_put(out, ids[i]);
             return;
         }
     }
     size_t count = bpe_piece(t, w, s, n);
-    for (size_t i = 0; i < count; i++) sink_put(out, w->id[i]);
+    for (size_t i = 0; i < count; i++) mms_sink_put(out, w->id[i]);
     if (e && count <= CACHE_MAX_IDS) cache_put(e, tag, s, n, w->id, count);
 }
 
 /* Encode text into out with scratch w (reserved to >= 64). */
 static mms_status encode_text(const mms_bpe_tokenizer *t, bpe_work *w, const char *text,
-                              size_t len, id_sink *out, mms_error *err) {
+                              size_t len, mms_id_sink *out, mms_error *err) {
     const uint8_t *s = (const uint8_t *)text;
     size_t pos = 0, a, b;
     for (;;) {
@@ -794,7 +731,7 @@ static mms_status encode_text(const mms_bpe_tokenizer *t, bpe_work *w, const cha
         if (kind == PIECE_BAD)
             return mms_error_set(err, MMS_ERR_VALUE, "text is not valid UTF-8 at byte %zu", pos);
         if (kind == PIECE_SOT || kind == PIECE_EOT) {
-            sink_put(out, kind == PIECE_SOT ? t->sot_id : t->eot_id);
+            mms_sink_put(out, kind == PIECE_SOT ? t->sot_id : t->eot_id);
             continue;
         }
         if (b - a > w->cap && work_reserve(w, b - a))
@@ -807,7 +744,7 @@ mms_status mms_bpe_tokenizer_encode_into(const mms_bpe_tokenizer *t, const char 
                                          size_t len, int64_t *ids, size_t cap, size_t *n_ids,
                                          mms_error *err) {
     bpe_work w = {0};
-    id_sink out = {ids, ids ? cap : 0, 0, 0};
+    mms_id_sink out = {ids, ids ? cap : 0, 0, 0};
     if (work_reserve(&w, 64)) return mms_error_set(err, MMS_ERR_NOMEM, "encode: out of memory");
     mms_status st = encode_text(t, &w, text, len, &out, err);
     work_free(&w);
@@ -851,14 +788,11 @@ static mms_status encode_row(const mms_bpe_tokenizer *t, bpe_work *w, const char
                              int64_t *row, int64_t *mask, int64_t *total, mms_error *err) {
     int64_t L = p->context_length, sp = p->add_special ? 1 : 0;
     if (sp) row[0] = t->sot_id;
-    id_sink out = {row + sp, (size_t)(L - sp), 0, !need_total};
+    mms_id_sink out = {row + sp, (size_t)(L - sp), 0, !need_total};
     mms_status st = encode_text(t, w, text, len, &out, err);
     if (st) return st;
-    int64_t n = (int64_t)out.n + 2 * sp, used = n < L ? n : L;
-    if (sp) row[used - 1] = t->eot_id; /* after the ids, or over the last kept one */
-    for (int64_t j = used; j < L; j++) row[j] = p->pad_id;
-    if (mask)
-        for (int64_t j = 0; j < L; j++) mask[j] = j < used;
+    int64_t n = (int64_t)out.n + 2 * sp;
+    mms_batch_row_end(row, mask, L, n, sp, t->eot_id, p->pad_id);
     *total = n;
     return MMS_OK;
 }
@@ -894,32 +828,12 @@ mms_status mms_bpe_tokenizer_encode_batch(const mms_bpe_tokenizer *t, const char
             mms_error e;
             mms_status st = encode_row(t, &w, texts[i], lens[i], &p, need_total, ids + i * L,
                                        mask ? mask + i * L : NULL, &totals[i], &e);
-            if (st) {
-#pragma omp critical(mms_bpe_batch_error)
-                if (i < bad) {
-                    bad = i;
-                    bad_err = e;
-                }
-            }
+            if (st) mms_batch_note_error(i, &e, &bad, &bad_err);
         }
         work_free(&w);
     }
-    mms_status st = MMS_OK;
-    if (nomem) {
-        st = mms_error_set(err, MMS_ERR_NOMEM, "encode_batch: out of memory");
-    } else if (bad < n) {
-        if (err) *err = bad_err;
-        st = mms_error_prefix(err, "text %lld", (long long)bad);
-        if (!err) st = bad_err.code;
-    } else if (!p.truncate) {
-        for (int64_t i = 0; i < n; i++)
-            if (totals[i] > L) {
-                st = mms_error_set(err, MMS_ERR_VALUE, "text %lld has %lld tokens, more than the "
-                                   "context length %lld (truncate is off)", (long long)i,
-                                   (long long)totals[i], (long long)L);
-                break;
-            }
-    }
+    mms_status st = nomem ? mms_error_set(err, MMS_ERR_NOMEM, "encode_batch: out of memory")
+                          : mms_batch_status(n, bad, &bad_err, p.truncate, totals, L, err);
     if (!n_tokens) mms_free(totals);
     return st;
 }

@@ -1,9 +1,12 @@
-/* unicode.c -- UTF-8 decoding (strict, and with U+FFFD replacement) and the character
- * classes of the byte-level BPE pre-tokenizers, looked up in the generated Unicode 15.0
- * tables of unicode_tables.h (tools/gen_unicode_tables.py). */
+/* unicode.c -- UTF-8 decoding (strict, and with U+FFFD replacement as Python or as
+ * sentencepiece does it) and the character classes of the byte-level BPE pre-tokenizers,
+ * looked up in the generated Unicode 15.0 tables of unicode_tables.h
+ * (tools/gen_unicode_tables.py). */
 #include "tokenizer.h"
 
 #include <string.h>
+
+#include "text_util.h"
 
 #include "unicode_tables.h"
 
@@ -73,7 +76,9 @@ int mms_utf8_next(const uint8_t *s, size_t n, uint32_t *cp) {
     return r > 0 ? r : 0;
 }
 
-size_t mms_utf8_sanitize(const uint8_t *src, size_t n, uint8_t *dst) {
+/* Copy src to dst with U+FFFD for what is ill-formed: each maximal ill-formed subpart as a
+ * whole, or each of its bytes when per_byte. */
+static size_t utf8_replace(const uint8_t *src, size_t n, uint8_t *dst, int per_byte) {
     size_t i = 0, o = 0;
     while (i < n) {
         /* ASCII runs are the common case: copy them without scanning. */
@@ -91,8 +96,12 @@ size_t mms_utf8_sanitize(const uint8_t *src, size_t n, uint8_t *dst) {
             dst[o++] = 0xEF; /* U+FFFD */
             dst[o++] = 0xBF;
             dst[o++] = 0xBD;
-            i += (size_t)-r;
+            i += per_byte ? 1 : (size_t)-r;
         }
     }
     return o;
 }
+
+size_t mms_utf8_sanitize(const uint8_t *src, size_t n, uint8_t *dst) { return utf8_replace(src, n, dst, 0); }
+
+size_t mms_utf8_replace_bytes(const uint8_t *src, size_t n, uint8_t *dst) { return utf8_replace(src, n, dst, 1); }

@@ -61,6 +61,28 @@ def _read_json(path):
         raise FormatError(f"{path}: invalid JSON: {e}") from None
 
 
+def _check_batch_options(padding, return_tensors):
+    """``padding`` of a batch call normalized (True -> "longest"), after checking both options."""
+    if padding is True:
+        padding = "longest"
+    if padding not in ("max_length", "longest"):
+        raise ValueError(f"padding must be 'max_length' or 'longest', not {padding!r}")
+    if return_tensors not in ("np", None):
+        raise ValueError(f"return_tensors must be 'np' or None, not {return_tensors!r}")
+    return padding
+
+
+def _batch_result(ids, mask, lengths, length, padding, return_tensors):
+    """A batch call's ``{"input_ids", "attention_mask"}`` from full rows (n, length):
+    ``padding="longest"`` keeps the columns of the longest row (``lengths`` (n,), untruncated)."""
+    if padding == "longest":
+        longest = min(int(lengths.max()), length) if len(ids) else 0
+        ids, mask = ids[:, :longest].copy(), mask[:, :longest].copy()
+    if return_tensors is None:
+        ids, mask = ids.tolist(), mask.tolist()
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 def _token_content(tok):
     """A special token as tokenizer_config.json writes it: a string or an AddedToken dict."""
     if isinstance(tok, dict):
@@ -198,21 +220,11 @@ class CLIPTokenizer:
         if isinstance(texts, str):
             texts = [texts]
         length = self.model_max_length if context_length is None else int(context_length)
-        if padding is True:
-            padding = "longest"
-        if padding not in ("max_length", "longest"):
-            raise ValueError(f"padding must be 'max_length' or 'longest', not {padding!r}")
-        if return_tensors not in ("np", None):
-            raise ValueError(f"return_tensors must be 'np' or None, not {return_tensors!r}")
+        padding = _check_batch_options(padding, return_tensors)
         cleaned = [self.clean(t) for t in texts]
         ids, mask, lengths = self.core.encode_batch(cleaned, length, bool(truncation), self.pad_token_id,
                                                     True, return_lengths=True)
-        if padding == "longest":
-            longest = min(int(lengths.max()), length) if len(cleaned) else 0
-            ids, mask = ids[:, :longest].copy(), mask[:, :longest].copy()
-        if return_tensors is None:
-            ids, mask = ids.tolist(), mask.tolist()
-        return {"input_ids": ids, "attention_mask": mask}
+        return _batch_result(ids, mask, lengths, length, padding, return_tensors)
 
 
 # ---- SentencePiece ----------------------------------------------------------------------------
@@ -358,22 +370,7 @@ class SentencePieceTokenizer:
         length = self.model_max_length if context_length is None else int(context_length)
         if length >= _UNSET_MAX_LENGTH:
             raise ValueError(f"{type(self).__name__}: no model_max_length is known; pass context_length")
-        if padding is True:
-            padding = "longest"
-        if padding not in ("max_length", "longest"):
-            raise ValueError(f"padding must be 'max_length' or 'longest', not {padding!r}")
-        if return_tensors not in ("np", None):
-            raise ValueError(f"return_tensors must be 'np' or None, not {return_tensors!r}")
-        return texts, length, padding
-
-    @staticmethod
-    def _finish(ids, mask, lengths, length, padding, return_tensors):
-        if padding == "longest":
-            longest = min(int(lengths.max()), length) if len(ids) else 0
-            ids, mask = ids[:, :longest].copy(), mask[:, :longest].copy()
-        if return_tensors is None:
-            ids, mask = ids.tolist(), mask.tolist()
-        return {"input_ids": ids, "attention_mask": mask}
+        return texts, length, _check_batch_options(padding, return_tensors)
 
     def __call__(self, texts, context_length=None, padding="max_length", truncation=True, return_tensors="np"):
         """Batch encode to ``{"input_ids", "attention_mask"}``, int64 arrays (n, L): rows
@@ -383,7 +380,7 @@ class SentencePieceTokenizer:
         texts, length, padding = self._check_call(texts, context_length, padding, return_tensors)
         ids, mask, lengths = self.core.encode_batch(texts, length, bool(truncation), self.pad_token_id,
                                                     self.add_bos, self.add_eos, return_lengths=True)
-        return self._finish(ids, mask, lengths, length, padding, return_tensors)
+        return _batch_result(ids, mask, lengths, length, padding, return_tensors)
 
 
 class SiglipTokenizer(SentencePieceTokenizer):
@@ -546,7 +543,7 @@ class SiglipTokenizer(SentencePieceTokenizer):
                 if lengths[i] > length:
                     raise ValueError(f"text {i} has {int(lengths[i])} tokens, more than the context length "
                                      f"{length} (truncation is off)")
-        return self._finish(ids, mask, lengths, length, padding, return_tensors)
+        return _batch_result(ids, mask, lengths, length, padding, return_tensors)
 
 
 def _sp_class_for(kind):

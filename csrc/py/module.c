@@ -63,6 +63,20 @@ int64_t *mms_py_ids_from_seq(PyObject *obj, const char *what, Py_ssize_t *n_out)
     return ids;
 }
 
+PyObject *mms_py_ids_to_list(const int64_t *ids, size_t n) {
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (!list) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(ids[i]);
+        if (!v) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+    }
+    return list;
+}
+
 static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
     (void)self;
     long n = PyLong_AsLong(arg);

@@ -6,32 +6,12 @@
 
 #include "../sentencepiece.h"
 
-#ifndef Py_TPFLAGS_IMMUTABLETYPE /* Python < 3.10 */
-#define Py_TPFLAGS_IMMUTABLETYPE 0
-#endif
-
 typedef struct {
     PyObject_HEAD
     mms_sp_tokenizer *tok; /* owned; immutable and thread safe once built */
 } SentencePieceObject;
 
 #define TOK(o) (((SentencePieceObject *)(o))->tok)
-
-/* The bytes of a str (UTF-8, alive as long as the str) or of a bytes object (alive as long
- * as it). Other types are a TypeError naming `what`. */
-static int text_bytes(PyObject *o, const char *what, const char **data, Py_ssize_t *len) {
-    if (PyUnicode_Check(o)) {
-        *data = PyUnicode_AsUTF8AndSize(o, len);
-        return *data ? 0 : -1;
-    }
-    if (PyBytes_Check(o)) {
-        *data = PyBytes_AS_STRING(o);
-        *len = PyBytes_GET_SIZE(o);
-        return 0;
-    }
-    PyErr_Format(PyExc_TypeError, "%s must be str or bytes, not %.100s", what, Py_TYPE(o)->tp_name);
-    return -1;
-}
 
 /* C output that should be UTF-8; anything else (only from odd models) is replaced. */
 static PyObject *str_from_c(const char *s, size_t n) {
@@ -85,20 +65,6 @@ static void sp_dealloc(PyObject *o) {
     Py_DECREF(tp); /* instances of heap types own a reference to their type */
 }
 
-static PyObject *ids_to_list(const int64_t *ids, size_t n) {
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    if (!list) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        PyObject *v = PyLong_FromLongLong(ids[i]);
-        if (!v) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
-    }
-    return list;
-}
-
 static PyObject *sp_encode(PyObject *o, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"text", "add_bos", "add_eos", NULL};
     const mms_sp_tokenizer *tok = TOK(o);
@@ -107,7 +73,7 @@ static PyObject *sp_encode(PyObject *o, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pp:encode", kwlist, &text_o, &add_bos, &add_eos)) return NULL;
     const char *text;
     Py_ssize_t len;
-    if (text_bytes(text_o, "encode: text", &text, &len) < 0) return NULL;
+    if (mms_py_text_utf8(text_o, "encode: text", 1, &text, &len) < 0) return NULL;
     mms_sp_info info = mms_sp_tokenizer_info(tok);
     if ((add_bos && info.bos_id < 0) || (add_eos && info.eos_id < 0))
         return PyErr_Format(PyExc_ValueError, "encode: %s token is not defined as a control piece in this model",
@@ -122,7 +88,7 @@ static PyObject *sp_encode(PyObject *o, PyObject *args, PyObject *kwargs) {
     Py_END_ALLOW_THREADS
     Py_DECREF(text_o);
     if (st) return mms_py_raise(&err);
-    PyObject *body = ids_to_list(ids, n);
+    PyObject *body = mms_py_ids_to_list(ids, n);
     mms_free(ids);
     if (!body || (!add_bos && !add_eos)) return body;
     if (add_bos) {
@@ -149,7 +115,7 @@ static PyObject *sp_encode(PyObject *o, PyObject *args, PyObject *kwargs) {
 static PyObject *sp_normalize(PyObject *o, PyObject *arg) {
     const char *text;
     Py_ssize_t len;
-    if (text_bytes(arg, "normalize: text", &text, &len) < 0) return NULL;
+    if (mms_py_text_utf8(arg, "normalize: text", 1, &text, &len) < 0) return NULL;
     char *out = NULL;
     size_t out_len = 0;
     mms_error err = {MMS_OK, ""};
@@ -165,123 +131,48 @@ static PyObject *sp_normalize(PyObject *o, PyObject *arg) {
     return r;
 }
 
-/* numpy.empty(shape, "int64") and a writable C-contiguous view of it. */
-static PyObject *new_int64_array(PyObject *shape, Py_buffer *view) {
-    PyObject *np = PyImport_ImportModule("numpy");
-    if (!np) return NULL;
-    PyObject *arr = PyObject_CallMethod(np, "empty", "Os", shape, "int64");
-    Py_DECREF(np);
-    if (!arr) return NULL;
-    if (PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
+static mms_status batch_c(const void *tok, const void *params, const mms_py_batch *b, mms_error *err) {
+    return mms_sp_tokenizer_encode_batch(tok, b->ptrs, b->lens, b->n, *(const mms_sp_batch_params *)params,
+                                         b->ids_out, b->mask_out, b->lengths_out, err);
 }
 
 static PyObject *sp_encode_batch(PyObject *o, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"texts", "context_length", "truncate", "pad_id", "add_bos", "add_eos",
                              "return_lengths", NULL};
-    const mms_sp_tokenizer *tok = TOK(o);
     mms_sp_batch_params p = mms_sp_batch_default_params();
     PyObject *texts_o;
     long long context_length = p.context_length, pad_id = p.pad_id;
-    int truncate = p.truncate, add_bos = p.add_bos, add_eos = p.add_eos, return_lengths = 0;
+    int return_lengths = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|LpLppp:encode_batch", kwlist, &texts_o, &context_length,
-                                     &truncate, &pad_id, &add_bos, &add_eos, &return_lengths))
+                                     &p.truncate, &pad_id, &p.add_bos, &p.add_eos, &return_lengths))
         return NULL;
     if (PyUnicode_Check(texts_o) || PyBytes_Check(texts_o))
         return PyErr_Format(PyExc_TypeError, "encode_batch: texts must be a sequence of str, not a single %.100s",
                             Py_TYPE(texts_o)->tp_name);
-    if (context_length < 1 || context_length < add_bos + add_eos)
+    int n_special = p.add_bos + p.add_eos;
+    if (context_length < 1 || context_length < n_special)
         return PyErr_Format(PyExc_ValueError, "encode_batch: context_length must be >= %d, got %lld",
-                            add_bos + add_eos > 1 ? add_bos + add_eos : 1, context_length);
+                            n_special > 1 ? n_special : 1, context_length);
     p.context_length = context_length;
-    p.truncate = truncate;
     p.pad_id = pad_id;
-    p.add_bos = add_bos;
-    p.add_eos = add_eos;
+    mms_py_batch b;
+    if (mms_py_batch_init(&b, texts_o, 1, context_length, return_lengths) < 0) return NULL;
+    return mms_py_batch_run(&b, batch_c, TOK(o), &p);
+}
 
-    /* A tuple copy keeps every text (and a str's cached UTF-8) alive without the GIL. */
-    PyObject *texts = PySequence_Tuple(texts_o);
-    if (!texts) return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(texts);
-    PyObject *ids = NULL, *mask = NULL, *lengths = NULL, *result = NULL, *shape = NULL;
-    Py_buffer ids_v = {0}, mask_v = {0}, len_v = {0};
-    const char **ptrs = PyMem_Malloc(((size_t)n + 1) * sizeof *ptrs);
-    size_t *lens = PyMem_Malloc(((size_t)n + 1) * sizeof *lens);
-    if (!ptrs || !lens) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t l;
-        char what[64];
-        snprintf(what, sizeof what, "encode_batch: texts[%zd]", i);
-        if (text_bytes(PyTuple_GET_ITEM(texts, i), what, &ptrs[i], &l) < 0) goto done;
-        lens[i] = (size_t)l;
-    }
-    if (!(shape = Py_BuildValue("(nL)", n, context_length))) goto done;
-    if (!(ids = new_int64_array(shape, &ids_v)) || !(mask = new_int64_array(shape, &mask_v))) goto done;
-    if (return_lengths) {
-        PyObject *shape1 = Py_BuildValue("(n)", n);
-        if (!shape1) goto done;
-        lengths = new_int64_array(shape1, &len_v);
-        Py_DECREF(shape1);
-        if (!lengths) goto done;
-    }
-    mms_error err = {MMS_OK, ""};
-    mms_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = mms_sp_tokenizer_encode_batch(tok, ptrs, lens, n, p, ids_v.buf, mask_v.buf, lengths ? len_v.buf : NULL,
-                                       &err);
-    Py_END_ALLOW_THREADS
-    if (st) {
-        mms_py_raise(&err);
-        goto done;
-    }
-    result = lengths ? PyTuple_Pack(3, ids, mask, lengths) : PyTuple_Pack(2, ids, mask);
-done:
-    if (ids_v.obj) PyBuffer_Release(&ids_v);
-    if (mask_v.obj) PyBuffer_Release(&mask_v);
-    if (len_v.obj) PyBuffer_Release(&len_v);
-    Py_XDECREF(ids);
-    Py_XDECREF(mask);
-    Py_XDECREF(lengths);
-    Py_XDECREF(shape);
-    PyMem_Free(ptrs);
-    PyMem_Free(lens);
-    Py_DECREF(texts);
-    return result;
+static mms_status decode_c(const void *tok, const int64_t *ids, size_t n, char **text, size_t *len,
+                           mms_error *err) {
+    return mms_sp_tokenizer_decode(tok, ids, n, text, len, err);
 }
 
 static PyObject *sp_decode(PyObject *o, PyObject *arg) {
-    Py_ssize_t n;
-    int64_t *ids = mms_py_ids_from_seq(arg, "decode", &n);
-    if (!ids) return NULL;
-    PyObject *result = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    mms_error err = {MMS_OK, ""};
-    mms_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = mms_sp_tokenizer_decode(TOK(o), ids, (size_t)n, &text, &len, &err);
-    Py_END_ALLOW_THREADS
-    if (st) {
-        mms_py_raise(&err);
-        goto done;
-    }
-    result = str_from_c(text, len);
-    mms_free(text);
-done:
-    PyMem_Free(ids);
-    return result;
+    return mms_py_decode(arg, decode_c, TOK(o), "replace"); /* only odd models give bad UTF-8 */
 }
 
 static PyObject *sp_piece_to_id(PyObject *o, PyObject *arg) {
     const char *s;
     Py_ssize_t len;
-    if (text_bytes(arg, "piece_to_id: piece", &s, &len) < 0) return NULL;
+    if (mms_py_text_utf8(arg, "piece_to_id: piece", 1, &s, &len) < 0) return NULL;
     int64_t id = mms_sp_tokenizer_piece_to_id(TOK(o), s, (size_t)len);
     if (id < 0) Py_RETURN_NONE;
     return PyLong_FromLongLong(id);

@@ -5,10 +5,6 @@
 
 #include "../tokenizer.h"
 
-#ifndef Py_TPFLAGS_IMMUTABLETYPE /* Python < 3.10 */
-#define Py_TPFLAGS_IMMUTABLETYPE 0
-#endif
-
 typedef struct {
     PyObject_HEAD
     mms_bpe_tokenizer *tok; /* owned; immutable and thread safe once built */
@@ -96,27 +92,11 @@ static void tok_dealloc(PyObject *o) {
     Py_DECREF(tp); /* instances of heap types own a reference to their type */
 }
 
-static PyObject *ids_to_list(const int64_t *ids, size_t n) {
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    if (!list) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        PyObject *v = PyLong_FromLongLong(ids[i]);
-        if (!v) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
-    }
-    return list;
-}
-
 static PyObject *tok_encode(PyObject *o, PyObject *arg) {
     const mms_bpe_tokenizer *tok = ((BPETokenizerObject *)o)->tok;
-    if (!PyUnicode_Check(arg))
-        return PyErr_Format(PyExc_TypeError, "encode: text must be str, not %.100s", Py_TYPE(arg)->tp_name);
+    const char *text;
     Py_ssize_t len;
-    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
-    if (!text) return NULL;
+    if (mms_py_text_utf8(arg, "encode: text", 0, &text, &len) < 0) return NULL;
     int64_t *ids = NULL;
     size_t n = 0;
     mms_error err = {MMS_OK, ""};
@@ -125,23 +105,14 @@ static PyObject *tok_encode(PyObject *o, PyObject *arg) {
     st = mms_bpe_tokenizer_encode(tok, text, (size_t)len, &ids, &n, &err);
     Py_END_ALLOW_THREADS
     if (st) return mms_py_raise(&err);
-    PyObject *list = ids_to_list(ids, n);
+    PyObject *list = mms_py_ids_to_list(ids, n);
     mms_free(ids);
     return list;
 }
 
-/* numpy.empty(shape, "int64") and a writable C-contiguous view of it. */
-static PyObject *new_int64_array(PyObject *shape, Py_buffer *view) {
-    PyObject *np = PyImport_ImportModule("numpy");
-    if (!np) return NULL;
-    PyObject *arr = PyObject_CallMethod(np, "empty", "Os", shape, "int64");
-    Py_DECREF(np);
-    if (!arr) return NULL;
-    if (PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
+static mms_status batch_c(const void *tok, const void *params, const mms_py_batch *b, mms_error *err) {
+    return mms_bpe_tokenizer_encode_batch(tok, b->ptrs, b->lens, b->n, *(const mms_bpe_batch_params *)params,
+                                          b->ids_out, b->mask_out, b->lengths_out, err);
 }
 
 static PyObject *tok_encode_batch(PyObject *o, PyObject *args, PyObject *kwargs) {
@@ -151,111 +122,45 @@ static PyObject *tok_encode_batch(PyObject *o, PyObject *args, PyObject *kwargs)
     mms_bpe_batch_params p = mms_bpe_batch_default_params();
     PyObject *texts_o;
     long long context_length = p.context_length, pad_id = p.pad_id;
-    int truncate = p.truncate, add_special = p.add_special, return_lengths = 0;
+    int return_lengths = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|LpLpp:encode_batch", kwlist, &texts_o,
-                                     &context_length, &truncate, &pad_id, &add_special, &return_lengths))
+                                     &context_length, &p.truncate, &pad_id, &p.add_special, &return_lengths))
         return NULL;
     if (PyUnicode_Check(texts_o))
         return PyErr_Format(PyExc_TypeError, "encode_batch: texts must be a sequence of str, not a str");
-    if (context_length < (add_special ? 2 : 1))
+    if (context_length < (p.add_special ? 2 : 1))
         return PyErr_Format(PyExc_ValueError, "encode_batch: context_length must be >= %d, got %lld",
-                            add_special ? 2 : 1, context_length);
+                            p.add_special ? 2 : 1, context_length);
     p.context_length = context_length;
-    p.truncate = truncate;
     p.pad_id = pad_id;
-    p.add_special = add_special;
+    mms_py_batch b;
+    if (mms_py_batch_init(&b, texts_o, 0, context_length, return_lengths) < 0) return NULL;
+    return mms_py_batch_run(&b, batch_c, tok, &p);
+}
 
-    /* A tuple copy keeps every str (and its cached UTF-8) alive while the GIL is released. */
-    PyObject *texts = PySequence_Tuple(texts_o);
-    if (!texts) return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(texts);
-    PyObject *ids = NULL, *mask = NULL, *lengths = NULL, *result = NULL, *shape = NULL;
-    Py_buffer ids_v = {0}, mask_v = {0}, len_v = {0};
-    const char **ptrs = PyMem_Malloc(((size_t)n + 1) * sizeof *ptrs);
-    size_t *lens = PyMem_Malloc(((size_t)n + 1) * sizeof *lens);
-    if (!ptrs || !lens) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *t = PyTuple_GET_ITEM(texts, i);
-        if (!PyUnicode_Check(t)) {
-            PyErr_Format(PyExc_TypeError, "encode_batch: texts[%zd] must be str, not %.100s", i,
-                         Py_TYPE(t)->tp_name);
-            goto done;
-        }
-        Py_ssize_t l;
-        if (!(ptrs[i] = PyUnicode_AsUTF8AndSize(t, &l))) goto done;
-        lens[i] = (size_t)l;
-    }
-    if (!(shape = Py_BuildValue("(nL)", n, context_length))) goto done;
-    if (!(ids = new_int64_array(shape, &ids_v)) || !(mask = new_int64_array(shape, &mask_v))) goto done;
-    if (return_lengths) {
-        PyObject *shape1 = Py_BuildValue("(n)", n);
-        if (!shape1) goto done;
-        lengths = new_int64_array(shape1, &len_v);
-        Py_DECREF(shape1);
-        if (!lengths) goto done;
-    }
-    mms_error err = {MMS_OK, ""};
-    mms_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = mms_bpe_tokenizer_encode_batch(tok, ptrs, lens, n, p, ids_v.buf, mask_v.buf,
-                                        lengths ? len_v.buf : NULL, &err);
-    Py_END_ALLOW_THREADS
-    if (st) {
-        mms_py_raise(&err);
-        goto done;
-    }
-    result = lengths ? PyTuple_Pack(3, ids, mask, lengths) : PyTuple_Pack(2, ids, mask);
-done:
-    if (ids_v.obj) PyBuffer_Release(&ids_v);
-    if (mask_v.obj) PyBuffer_Release(&mask_v);
-    if (len_v.obj) PyBuffer_Release(&len_v);
-    Py_XDECREF(ids);
-    Py_XDECREF(mask);
-    Py_XDECREF(lengths);
-    Py_XDECREF(shape);
-    PyMem_Free(ptrs);
-    PyMem_Free(lens);
-    Py_DECREF(texts);
-    return result;
+typedef struct decode_args {
+    const mms_bpe_tokenizer *tok;
+    int skip_special;
+} decode_args;
+
+static mms_status decode_c(const void *ctx, const int64_t *ids, size_t n, char **text, size_t *len,
+                           mms_error *err) {
+    const decode_args *a = ctx;
+    return mms_bpe_tokenizer_decode(a->tok, ids, n, a->skip_special, text, len, err);
 }
 
 static PyObject *tok_decode(PyObject *o, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"ids", "skip_special_tokens", NULL};
-    const mms_bpe_tokenizer *tok = ((BPETokenizerObject *)o)->tok;
+    decode_args a = {((BPETokenizerObject *)o)->tok, 0};
     PyObject *ids_o;
-    int skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:decode", kwlist, &ids_o, &skip)) return NULL;
-    Py_ssize_t n;
-    int64_t *ids = mms_py_ids_from_seq(ids_o, "decode", &n);
-    if (!ids) return NULL;
-    PyObject *result = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    mms_error err = {MMS_OK, ""};
-    mms_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = mms_bpe_tokenizer_decode(tok, ids, (size_t)n, skip, &text, &len, &err);
-    Py_END_ALLOW_THREADS
-    if (st) {
-        mms_py_raise(&err);
-        goto done;
-    }
-    result = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "strict"); /* valid by construction */
-    mms_free(text);
-done:
-    PyMem_Free(ids);
-    return result;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:decode", kwlist, &ids_o, &a.skip_special)) return NULL;
+    return mms_py_decode(ids_o, decode_c, &a, "strict"); /* valid UTF-8 by construction */
 }
 
 static PyObject *tok_token_to_id(PyObject *o, PyObject *arg) {
+    const char *s;
     Py_ssize_t len;
-    if (!PyUnicode_Check(arg))
-        return PyErr_Format(PyExc_TypeError, "token_to_id: token must be str, not %.100s", Py_TYPE(arg)->tp_name);
-    const char *s = PyUnicode_AsUTF8AndSize(arg, &len);
-    if (!s) return NULL;
+    if (mms_py_text_utf8(arg, "token_to_id: token", 0, &s, &len) < 0) return NULL;
     int64_t id = mms_bpe_tokenizer_token_to_id(((BPETokenizerObject *)o)->tok, s, (size_t)len);
     if (id < 0) Py_RETURN_NONE;
     return PyLong_FromLongLong(id);
