@@ -62,6 +62,8 @@ typedef struct mms_backend_vtable {
     mms_status (*layernorm)(mms_backend *be, const mms_tensor *x, const float *g, const float *b,
                             float eps, mms_tensor *y, mms_error *err);
     mms_status (*attention)(mms_backend *be, const mms_attn_args *a, mms_error *err);
+    /* x (rows, cols) = softmax(x) along rows, in place, F32 (max-subtracted, exact-ish exp) */
+    mms_status (*softmax)(mms_backend *be, mms_tensor *x, mms_error *err);
     /* x (n) = act(x) in place, F32 */
     mms_status (*activation)(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err);
     /* y (rows, cols) += v (cols) broadcast over rows when v_rows == 1, else elementwise. F32 */

@@ -37,6 +37,13 @@ mms_status mms_op_attention(mms_backend *be, const mms_attn_args *a, mms_error *
     return be->vt->attention(be, a, err);
 }
 
+mms_status mms_op_softmax(mms_backend *be, mms_tensor *x, mms_error *err) {
+    if (x->dtype != MMS_DTYPE_F32 || x->ndim < 1 || !mms_tensor_is_contiguous(x))
+        return mms_error_set(err, MMS_ERR_VALUE, "softmax: contiguous float32 only");
+    if (mms_tensor_numel(x) == 0) return MMS_OK;
+    return be->vt->softmax(be, x, err);
+}
+
 mms_status mms_op_activation(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err) {
     if (x->dtype != MMS_DTYPE_F32) return mms_error_set(err, MMS_ERR_VALUE, "activation: float32 only");
     if (act == MMS_ACT_NONE) return MMS_OK;

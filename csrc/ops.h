@@ -17,6 +17,8 @@ mms_status mms_op_linear(mms_backend *be, const mms_tensor *x, const mms_linear 
 mms_status mms_op_layernorm(mms_backend *be, const mms_tensor *x, const mms_tensor *g, const mms_tensor *b,
                             float eps, mms_tensor *y, mms_error *err);
 mms_status mms_op_attention(mms_backend *be, const mms_attn_args *a, mms_error *err);
+/* x (..., C) = softmax over the last axis, in place, F32. */
+mms_status mms_op_softmax(mms_backend *be, mms_tensor *x, mms_error *err);
 mms_status mms_op_activation(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err);
 /* y (R, C) += v: v (C) broadcast over rows, or v (R, C). */
 mms_status mms_op_add(mms_backend *be, mms_tensor *y, const mms_tensor *v, mms_error *err);

@@ -147,3 +147,13 @@ def test_attention_gemm_path(B, T, heads, hd, causal, use_mask, lowp):
     ref = ref_attention(q, k, v, heads, causal, mask)
     tol = 2e-5 if not lowp else 2e-2
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol * max(1.0, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 1), (3, 7), (5, 16), (4, 33), (2, 1000)])
+def test_softmax(rows, cols):
+    rng = np.random.default_rng(cols)
+    x = (rng.standard_normal((rows, cols)) * 5).astype(np.float32)
+    ref = np.exp(x.astype(np.float64) - x.max(1, keepdims=True))
+    ref /= ref.sum(1, keepdims=True)
+    _C.op_softmax(x)
+    np.testing.assert_allclose(x, ref, rtol=0, atol=1e-6)

@@ -173,6 +173,13 @@ static mms_status cpu_vector_prepare(mms_backend *be, const mms_tensor *src, mms
     return prepare_tensor(src, MMS_DTYPE_F32, out, err);
 }
 
+static mms_status cpu_softmax(mms_backend *be, mms_tensor *x, mms_error *err) {
+    (void)be; (void)err;
+    const int64_t C = x->ne[x->ndim - 1], rows = mms_tensor_numel(x) / C;
+    mms_cpu_softmax_rows(x->data, rows, C, 1, NULL, 0, 0, 1.0f);
+    return MMS_OK;
+}
+
 static void cpu_destroy(mms_backend *be) { (void)be; }
 
 static const mms_backend_vtable k_cpu_vt = {
@@ -185,6 +192,7 @@ static const mms_backend_vtable k_cpu_vt = {
     .linear = cpu_linear,
     .layernorm = mms_cpu_layernorm,
     .attention = cpu_attention,
+    .softmax = cpu_softmax,
     .activation = mms_cpu_activation,
     .add = mms_cpu_add,
     .embedding = mms_cpu_embedding,

@@ -96,6 +96,13 @@ static mms_status cu_attention(mms_backend *be, const mms_attn_args *a, mms_erro
     return MMS_OK;
 }
 
+static mms_status cu_softmax(mms_backend *be, mms_tensor *x, mms_error *err) {
+    (void)be;
+    const int64_t C = x->ne[x->ndim - 1];
+    CU(mms_cu_softmax(x->data, mms_tensor_numel(x) / C, C, 0), "softmax");
+    return MMS_OK;
+}
+
 static mms_status cu_activation(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err) {
     (void)be;
     CU(mms_cu_activation(x->data, mms_tensor_numel(x), (int)act, 0), "activation");
@@ -215,7 +222,7 @@ static void cu_destroy(mms_backend *be) { (void)be; }
 static const mms_backend_vtable k_cuda_vt = {
     .name = "cuda", .alloc = cu_alloc, .free = cu_free, .upload = cu_upload, .download = cu_download,
     .sync = cu_sync, .linear = cu_linear, .layernorm = cu_layernorm, .attention = cu_attention,
-    .activation = cu_activation, .add = cu_add, .embedding = cu_embedding, .im2col = cu_im2col,
+    .softmax = cu_softmax, .activation = cu_activation, .add = cu_add, .embedding = cu_embedding, .im2col = cu_im2col,
     .copy2d = cu_copy2d, .l2_normalize = cu_l2, .linear_prepare = cu_linear_prepare,
     .linear_release = cu_linear_release, .vector_prepare = cu_vector_prepare, .destroy = cu_destroy,
 };

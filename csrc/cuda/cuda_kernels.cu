@@ -253,6 +253,23 @@ extern "C" int mms_cu_attention(int64_t batch, int64_t n_q, int64_t n_kv, int64_
     return (int)cudaGetLastError();
 }
 
+__global__ void k_softmax(float *x, int64_t cols) {
+    __shared__ float sh[32];
+    float *r = x + blockIdx.x * cols;
+    float mx = -INFINITY;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) mx = fmaxf(mx, r[i]);
+    mx = block_max(mx, sh);
+    float sum = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) { float e = expf(r[i] - mx); r[i] = e; sum += e; }
+    sum = block_sum(sum, sh);
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) r[i] /= sum;
+}
+
+extern "C" int mms_cu_softmax(float *x, int64_t rows, int64_t cols, void *stream) {
+    k_softmax<<<(unsigned)rows, 256, 0, ST(stream)>>>(x, cols);
+    return (int)cudaGetLastError();
+}
+
 __global__ void k_act(float *x, int64_t n, int act) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = act_apply(x[i], act);

@@ -20,6 +20,7 @@ int mms_cu_layernorm(const float *x, const float *g, const float *b, float eps, 
 int mms_cu_attention(int64_t batch, int64_t n_q, int64_t n_kv, int64_t heads, int64_t hd, const float *q,
                      int64_t q_row, int64_t q_batch, const float *k, const float *v, int64_t kv_row, int64_t kv_batch,
                      void *out, int out_bf16, const int64_t *key_mask, int causal, float scale, void *stream);
+int mms_cu_softmax(float *x, int64_t rows, int64_t cols, void *stream);
 int mms_cu_activation(float *x, int64_t n, int act, void *stream);
 int mms_cu_add(float *y, const float *v, int64_t rows, int64_t cols, int bcast, void *stream);
 /* table dtype: 0 f32, 1 f16, 2 bf16 ; bad ids set *bad_flag (device int) to 1 */

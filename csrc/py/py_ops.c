@@ -148,7 +148,21 @@ static PyObject *py_op_attention_backend(PyObject *self, PyObject *args) {
     return r;
 }
 
+/* op_softmax(x): in place over the last axis */
+static PyObject *py_op_softmax(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_buffer b;
+    mms_tensor t;
+    if (f32_view(arg, "x", &b, &t) < 0) return NULL;
+    mms_error err = {0};
+    mms_status rc = mms_op_softmax(mms_backend_cpu(), &t, &err);
+    PyBuffer_Release(&b);
+    if (rc != MMS_OK) return mms_py_raise(&err);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef ops_methods[] = {
+    {"op_softmax", py_op_softmax, METH_O, "test hook: softmax over the last axis, in place"},
     {"op_attention_backend", py_op_attention_backend, METH_VARARGS, "test hook: attention through the CPU backend dispatch"},
     {"op_attention", py_op_attention, METH_VARARGS, "test hook: fused attention with a given ISA (0 scalar, 1 avx2, 2 avx512)"},
     {"op_layernorm", py_op_layernorm, METH_VARARGS, "test hook: layernorm"},
