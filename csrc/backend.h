@@ -23,12 +23,14 @@ typedef enum mms_act {
     MMS_ACT_SILU,       /* x * sigmoid(x)                                   */
 } mms_act;
 
-/* Weights of y = x W^T + b, prepared for one backend. */
+/* Weights of y = x W^T + b, prepared for one backend (mms_linear_prepare in ops.h). */
 typedef struct mms_linear {
-    int64_t in, out;
     mms_tensor w;    /* (out, in) F32 or BF16 on the backend's device                     */
     mms_tensor b;    /* (out,) F32, or ndim == 0 when the layer has no bias               */
 } mms_linear;
+
+static inline int64_t mms_linear_in(const mms_linear *L) { return L->w.ne[1]; }
+static inline int64_t mms_linear_out(const mms_linear *L) { return L->w.ne[0]; }
 
 /* Fused multi-head attention. q/k/v rows are tokens; head h of token t is the head_dim
  * floats starting at ptr + t*row_stride + h*head_dim (so packed qkv buffers need no copy).
@@ -78,14 +80,12 @@ typedef struct mms_backend_vtable {
                          int64_t src_stride, int64_t rows, int64_t cols, mms_error *err);
     /* x (rows, dim) /= ||x||_2 row-wise, F32 */
     mms_status (*l2_normalize)(mms_backend *be, mms_tensor *x, mms_error *err);
-    /* prepare weights for this backend: convert to `dtype` (F32 or BF16), move to device.
-     * `src` (out, in) may be F32/F16/BF16 host memory (e.g. an mmap view); when no
-     * conversion is needed on a host backend the result BORROWS src (takes a reference). */
-    mms_status (*linear_prepare)(mms_backend *be, const mms_tensor *w, const mms_tensor *b,
-                                 mms_dtype dtype, mms_linear *out, mms_error *err);
-    void (*linear_release)(mms_backend *be, mms_linear *L);
-    /* host F32/F16/BF16 vector -> backend F32 tensor (borrows when possible). */
-    mms_status (*vector_prepare)(mms_backend *be, const mms_tensor *src, mms_tensor *out, mms_error *err);
+    /* A contiguous host tensor `src` (F32/F16/BF16, e.g. an mmap view) as a tensor of `dtype`
+     * (F32 or BF16) on this backend's device, owning one storage reference (release with
+     * mms_tensor_release). A host backend that needs no conversion BORROWS src (takes a
+     * reference on its storage). */
+    mms_status (*tensor_prepare)(mms_backend *be, const mms_tensor *src, mms_dtype dtype, mms_tensor *out,
+                                 mms_error *err);
     void (*destroy)(mms_backend *be);
 } mms_backend_vtable;
 

@@ -15,7 +15,7 @@ mms_status mms_load_vector(mms_backend *be, const mms_weights *w, const char *na
         rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has shape %s, expected %lld elements", name,
                            mms_tensor_shape_str(&t, buf, sizeof buf), (long long)expect_len);
     } else {
-        rc = be->vt->vector_prepare(be, &t, out, err);
+        rc = mms_vector_prepare(be, &t, out, err);
     }
     mms_tensor_release(&t);
     return rc;
@@ -41,7 +41,7 @@ mms_status mms_load_linear(mms_backend *be, const mms_weights *w, const char *pr
     } else if (need_bias) {
         rc = mms_error_set(err, MMS_ERR_NOT_FOUND, "tensor '%s' not found in checkpoint", bn);
     }
-    if (rc == MMS_OK) rc = be->vt->linear_prepare(be, &tw, tb.ndim ? &tb : NULL, dtype, out, err);
+    if (rc == MMS_OK) rc = mms_linear_prepare(be, &tw, tb.ndim ? &tb : NULL, dtype, out, err);
     mms_tensor_release(&tw);
     mms_tensor_release(&tb);
     return rc;
@@ -85,12 +85,12 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
             rc = mms_weights_get(w, n2, &tb, err);
             if (rc == MMS_OK && mms_tensor_numel(&tb) != 3 * A) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n2);
         }
-        if (rc == MMS_OK) rc = be->vt->linear_prepare(be, &tw, tb.ndim ? &tb : NULL, cfg->compute, &out->qkv, err);
+        if (rc == MMS_OK) rc = mms_linear_prepare(be, &tw, tb.ndim ? &tb : NULL, cfg->compute, &out->qkv, err);
         mms_tensor_release(&tw);
         mms_tensor_release(&tb);
         if (rc != MMS_OK) goto fail;
         out->packed_qkv = 1;
-    } else if (cfg->compute != MMS_DTYPE_F32 && be->device == MMS_DEVICE_CPU) {
+    } else if (cfg->compute != MMS_DTYPE_F32) {
         /* weights get converted anyway: pack q, k, v into one (3A, D) matrix -> one GEMM */
         const char *parts[3] = {nm->q, nm->k, nm->v};
         int64_t ne_w[2] = {3 * A, D}, ne_b[1] = {3 * A};
@@ -122,7 +122,7 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
                 memset(bdst, 0, (size_t)A * sizeof(float));
             }
         }
-        if (rc == MMS_OK) rc = be->vt->linear_prepare(be, &pw, any_bias ? &pb : NULL, cfg->compute, &out->qkv, err);
+        if (rc == MMS_OK) rc = mms_linear_prepare(be, &pw, any_bias ? &pb : NULL, cfg->compute, &out->qkv, err);
         mms_tensor_release(&pw);
         mms_tensor_release(&pb);
         if (rc != MMS_OK) goto fail;
@@ -144,18 +144,18 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
 #undef TRY
     return MMS_OK;
 fail:
-    mms_block_release(be, out);
+    mms_block_release(out);
     return rc;
 }
 
-void mms_block_release(mms_backend *be, mms_block_weights *bw) {
+void mms_block_release(mms_block_weights *bw) {
     mms_tensor_release(&bw->norm1_g);
     mms_tensor_release(&bw->norm1_b);
     mms_tensor_release(&bw->norm2_g);
     mms_tensor_release(&bw->norm2_b);
     mms_linear *ls[] = {&bw->qkv, &bw->q, &bw->k, &bw->v, &bw->o, &bw->fc1, &bw->fc2};
     for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
-        if (ls[i]->w.data) be->vt->linear_release(be, ls[i]);
+        mms_linear_release(ls[i]);
     memset(bw, 0, sizeof *bw);
 }
 

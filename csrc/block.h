@@ -55,7 +55,7 @@ typedef struct mms_block_weights {
  * is left allocated. */
 mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mms_weights *w,
                           const mms_block_names *names, int layer, mms_block_weights *out, mms_error *err);
-void mms_block_release(mms_backend *be, mms_block_weights *bw);
+void mms_block_release(mms_block_weights *bw);
 
 /* Per-call scratch sized for up to max_tokens = batch * tokens rows. */
 typedef struct mms_block_scratch {

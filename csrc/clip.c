@@ -99,7 +99,7 @@ static mms_status load_vec(mms_clip *m, const mms_weights *w, const char *name, 
     mms_tensor t;
     mms_status rc = get_shaped(w, name, len, -1, &t, err);
     if (rc != MMS_OK) return rc;
-    rc = m->be->vt->vector_prepare(m->be, &t, out, err);
+    rc = mms_vector_prepare(m->be, &t, out, err);
     mms_tensor_release(&t);
     return rc;
 }
@@ -130,7 +130,7 @@ static mms_status load_transposed(mms_clip *m, const mms_weights *w, const char 
             for (int64_t p = 0; p < P && rc == MMS_OK; p++) ((float *)tt.data)[p * D + i] = row[p];
         }
         mms_free(row);
-        if (rc == MMS_OK) rc = m->be->vt->linear_prepare(m->be, &tt, NULL, m->dtype, out, err);
+        if (rc == MMS_OK) rc = mms_linear_prepare(m->be, &tt, NULL, m->dtype, out, err);
         mms_tensor_release(&tt);
     }
     mms_tensor_release(&t);
@@ -160,7 +160,7 @@ static mms_status load_rows(mms_clip *m, const mms_weights *w, const char *wname
     sw.data = (char *)tw.data + r0 * sw.nb[0];
     sb.ndim = 1; sb.ne[0] = n; sb.nb[0] = (int64_t)mms_dtype_size(tb.dtype);
     sb.data = (char *)tb.data + r0 * sb.nb[0];
-    rc = m->be->vt->linear_prepare(m->be, &sw, &sb, m->dtype, out, err);
+    rc = mms_linear_prepare(m->be, &sw, &sb, m->dtype, out, err);
     mms_tensor_release(&tw);
     mms_tensor_release(&tb);
     return rc;
@@ -197,7 +197,7 @@ static mms_status load_weights(mms_clip *m, const mms_weights *w, const clip_nam
         flat.storage = cw.storage;
         snprintf(n, sizeof n, "%s.bias", nm->patch);
         if (mms_weights_find(w, n)) rc = get_shaped(w, n, Dv, -1, &cb, err);
-        if (rc == MMS_OK) rc = m->be->vt->linear_prepare(m->be, &flat, cb.ndim ? &cb : NULL, m->dtype, &m->patch, err);
+        if (rc == MMS_OK) rc = mms_linear_prepare(m->be, &flat, cb.ndim ? &cb : NULL, m->dtype, &m->patch, err);
         mms_tensor_release(&cw);
         mms_tensor_release(&cb);
         if (rc != MMS_OK) return rc;
@@ -206,7 +206,7 @@ static mms_status load_weights(mms_clip *m, const mms_weights *w, const clip_nam
     {
         mms_tensor t;
         TRY(get_shaped(w, nm->vpos, Tv, Dv, &t, err));
-        rc = m->be->vt->vector_prepare(m->be, &t, &m->vpos, err);
+        rc = mms_vector_prepare(m->be, &t, &m->vpos, err);
         mms_tensor_release(&t);
         if (rc != MMS_OK) return rc;
     }
@@ -238,12 +238,12 @@ static mms_status load_weights(mms_clip *m, const mms_weights *w, const clip_nam
         if (m->be->device == MMS_DEVICE_CPU) {
             m->tok_emb = t; /* rows are converted per call: keep the table as stored (borrowed) */
         } else {
-            rc = m->be->vt->vector_prepare(m->be, &t, &m->tok_emb, err);
+            rc = mms_vector_prepare(m->be, &t, &m->tok_emb, err);
             mms_tensor_release(&t);
             if (rc != MMS_OK) return rc;
         }
         TRY(get_shaped(w, nm->tpos, c->max_positions, Dt, &t, err));
-        rc = m->be->vt->vector_prepare(m->be, &t, &m->tpos, err);
+        rc = mms_vector_prepare(m->be, &t, &m->tpos, err);
         mms_tensor_release(&t);
         if (rc != MMS_OK) return rc;
     }
@@ -299,14 +299,13 @@ mms_status mms_clip_load(const char *dir, mms_dtype dtype, mms_backend *be, mms_
 
 void mms_clip_free(mms_clip *m) {
     if (!m) return;
-    mms_backend *be = m->be;
-    if (m->vblocks) for (int i = 0; i < m->cfg.vision_layers; i++) mms_block_release(be, &m->vblocks[i]);
-    if (m->tblocks) for (int i = 0; i < m->cfg.text_layers; i++) mms_block_release(be, &m->tblocks[i]);
+    if (m->vblocks) for (int i = 0; i < m->cfg.vision_layers; i++) mms_block_release(&m->vblocks[i]);
+    if (m->tblocks) for (int i = 0; i < m->cfg.text_layers; i++) mms_block_release(&m->tblocks[i]);
     mms_free(m->vblocks);
     mms_free(m->tblocks);
     mms_linear *ls[] = {&m->patch, &m->vproj, &m->head_q, &m->head_kv, &m->head_out, &m->head_fc1, &m->head_fc2, &m->tproj};
     for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
-        if (ls[i]->w.data) be->vt->linear_release(be, ls[i]);
+        mms_linear_release(ls[i]); /* NULL-safe on unloaded parts */
     mms_tensor *ts[] = {&m->class_emb, &m->vpos, &m->pre_g, &m->pre_b, &m->post_g, &m->post_b, &m->probe,
                         &m->head_ln_g, &m->head_ln_b, &m->tok_emb, &m->tpos, &m->final_g, &m->final_b};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) mms_tensor_release(ts[i]);

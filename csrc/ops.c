@@ -10,10 +10,10 @@ static int is_act_dtype(mms_dtype d) { return d == MMS_DTYPE_F32 || d == MMS_DTY
 mms_status mms_op_linear(mms_backend *be, const mms_tensor *x, const mms_linear *L, mms_act act,
                          const mms_tensor *residual, mms_tensor *y, mms_error *err) {
     char a[64], b[64];
-    if (x->ndim < 1 || x->ne[x->ndim - 1] != L->in || y->ne[y->ndim - 1] != L->out ||
-        mms_tensor_numel(x) / L->in != mms_tensor_numel(y) / L->out)
+    if (x->ndim < 1 || x->ne[x->ndim - 1] != mms_linear_in(L) || y->ne[y->ndim - 1] != mms_linear_out(L) ||
+        mms_tensor_numel(x) / mms_linear_in(L) != mms_tensor_numel(y) / mms_linear_out(L))
         return mms_error_set(err, MMS_ERR_VALUE, "linear: x %s, y %s do not fit weight (%lld, %lld)", SHAPE(x, a),
-                             SHAPE(y, b), (long long)L->out, (long long)L->in);
+                             SHAPE(y, b), (long long)mms_linear_out(L), (long long)mms_linear_in(L));
     if (!is_act_dtype(x->dtype) || !is_act_dtype(y->dtype))
         return mms_error_set(err, MMS_ERR_VALUE, "linear: x and y must be float32 or bfloat16");
     if (residual && (residual->dtype != MMS_DTYPE_F32 || mms_tensor_numel(residual) != mms_tensor_numel(y)))
@@ -71,12 +71,12 @@ mms_status mms_op_patch_embed(mms_backend *be, const mms_tensor *pixels, int pat
                               mms_tensor *out, mms_error *err) {
     char a[64];
     if (pixels->ndim != 4 || pixels->dtype != MMS_DTYPE_F32 || patch <= 0 || pixels->ne[2] % patch ||
-        pixels->ne[3] % patch || pixels->ne[1] * patch * patch != conv->in)
+        pixels->ne[3] % patch || pixels->ne[1] * patch * patch != mms_linear_in(conv))
         return mms_error_set(err, MMS_ERR_VALUE, "patch_embed: pixel_values %s do not fit patch %d / conv in=%lld",
-                             SHAPE(pixels, a), patch, (long long)conv->in);
+                             SHAPE(pixels, a), patch, (long long)mms_linear_in(conv));
     int64_t B = pixels->ne[0], np = (pixels->ne[2] / patch) * (pixels->ne[3] / patch);
-    int64_t ne[3] = {B, np, conv->in};
-    size_t bytes = (size_t)(B * np * conv->in) * sizeof(float);
+    int64_t ne[3] = {B, np, mms_linear_in(conv)};
+    size_t bytes = (size_t)(B * np * mms_linear_in(conv)) * sizeof(float);
     void *buf = be->vt->alloc(be, bytes);
     if (!buf) return mms_error_set(err, MMS_ERR_NOMEM, "patch_embed: out of memory (%zu bytes)", bytes);
     mms_tensor cols = mms_tensor_view(buf, MMS_DTYPE_F32, 3, ne);
@@ -96,6 +96,28 @@ mms_status mms_op_copy2d(mms_backend *be, float *dst, int64_t dst_stride, const 
 mms_status mms_op_l2_normalize(mms_backend *be, mms_tensor *x, mms_error *err) {
     if (x->dtype != MMS_DTYPE_F32) return mms_error_set(err, MMS_ERR_VALUE, "l2_normalize: float32 only");
     return be->vt->l2_normalize(be, x, err);
+}
+
+mms_status mms_linear_prepare(mms_backend *be, const mms_tensor *w, const mms_tensor *b, mms_dtype dtype,
+                              mms_linear *out, mms_error *err) {
+    memset(out, 0, sizeof *out);
+    if (w->ndim != 2) return mms_error_set(err, MMS_ERR_VALUE, "linear weight must be 2-D");
+    if (b && b->ndim && mms_tensor_numel(b) != w->ne[0])
+        return mms_error_set(err, MMS_ERR_VALUE, "bias has %lld elements, expected %lld",
+                             (long long)mms_tensor_numel(b), (long long)w->ne[0]);
+    mms_status rc = be->vt->tensor_prepare(be, w, dtype, &out->w, err);
+    if (rc == MMS_OK && b && b->ndim) rc = be->vt->tensor_prepare(be, b, MMS_DTYPE_F32, &out->b, err);
+    if (rc != MMS_OK) mms_linear_release(out);
+    return rc;
+}
+
+void mms_linear_release(mms_linear *L) {
+    mms_tensor_release(&L->w);
+    mms_tensor_release(&L->b);
+}
+
+mms_status mms_vector_prepare(mms_backend *be, const mms_tensor *src, mms_tensor *out, mms_error *err) {
+    return be->vt->tensor_prepare(be, src, MMS_DTYPE_F32, out, err);
 }
 
 const char *mms_act_name(mms_act a) {

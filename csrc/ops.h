@@ -33,6 +33,14 @@ mms_status mms_op_copy2d(mms_backend *be, float *dst, int64_t dst_stride, const 
                          int64_t rows, int64_t cols, mms_error *err);
 mms_status mms_op_l2_normalize(mms_backend *be, mms_tensor *x, mms_error *err);
 
+/* Weights for mms_op_linear: w (out, in) and optional bias b (out) from host tensors, w in
+ * `dtype`, b in F32, on backend be. Nothing is left allocated on failure. */
+mms_status mms_linear_prepare(mms_backend *be, const mms_tensor *w, const mms_tensor *b, mms_dtype dtype,
+                              mms_linear *out, mms_error *err);
+void mms_linear_release(mms_linear *L);
+/* A host vector / table as an F32 tensor on backend be. */
+mms_status mms_vector_prepare(mms_backend *be, const mms_tensor *src, mms_tensor *out, mms_error *err);
+
 const char *mms_act_name(mms_act a);
 /* Parse an HF `hidden_act` string ("gelu", "quick_gelu", "gelu_pytorch_tanh", "relu",
  * "silu"/"swish", "gelu_new", "gelu_fast"); returns -1 when unknown. */

@@ -1,5 +1,6 @@
 /* attention.c -- instantiates the fused attention kernel per ISA and picks one at run time. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "../backend.h"
@@ -33,16 +34,18 @@
 #undef SUFFIX
 
 mms_status mms_cpu_attention_isa(const mms_attn_args *a, mms_cpu_isa isa, mms_error *err) {
-    /* a task needs a per-thread buffer; if any allocation failed the output is incomplete */
-    mms_mem_stats before = mms_mem_get_stats();
-    (void)before;
-    int nt = mms_get_num_threads();
+    const int nt = mms_get_num_threads();
+    /* sized for the widest variant (16 lanes), which needs the most padding; see attention_scratch */
+    const int64_t nkp = (a->n_kv + 15) / 16 * 16, hdp = (a->head_dim + 15) / 16 * 16;
+    const size_t per_thread = (size_t)(a->head_dim * nkp + nkp + hdp);
+    float *ws = mms_cpu_scratch_alloc((size_t)nt * per_thread * sizeof(float));
+    if (!ws) return mms_error_set(err, MMS_ERR_NOMEM, "attention: out of memory for %d thread buffers", nt);
     switch (isa) {
-    case MMS_ISA_AVX512: attention_avx512(a, nt); break;
-    case MMS_ISA_AVX2: attention_avx2(a, nt); break;
-    default: attention_generic(a, nt); break;
+    case MMS_ISA_AVX512: attention_avx512(a, nt, ws); break;
+    case MMS_ISA_AVX2: attention_avx2(a, nt, ws); break;
+    default: attention_generic(a, nt, ws); break;
     }
-    (void)err;
+    mms_cpu_scratch_free(ws);
     return MMS_OK;
 }
 

@@ -148,28 +148,29 @@ static void CAT(attn_task, SUFFIX)(const mms_attn_args *a, int64_t b, int64_t h,
     }
 }
 
-static void CAT(attention, SUFFIX)(const mms_attn_args *a, int nthreads) {
+/* ws: nthreads * attention_scratch() floats, allocated by the caller (so a failed allocation
+ * is reported before any thread starts, and no thread skips the worksharing loop). */
+static void CAT(attention, SUFFIX)(const mms_attn_args *a, int nthreads, float *ws) {
     const int64_t pairs = a->batch * a->n_heads;
     /* split queries too when there are fewer (batch, head) pairs than 2 tasks per thread */
     int64_t qsplit = 1;
     while (pairs * qsplit < 2 * nthreads && a->n_q / (qsplit * 2) >= 16) qsplit *= 2;
     const int64_t ntask = pairs * qsplit;
     const int64_t nkp = (a->n_kv + VW - 1) / VW * VW;
-    const int64_t hdp = (a->head_dim + VW - 1) / VW * VW;
+    /* the caller sizes each thread's slice for 16 lanes, >= this variant's need */
+    const int64_t nkp16 = (a->n_kv + 15) / 16 * 16, hdp16 = (a->head_dim + 15) / 16 * 16;
+    const size_t per_thread = (size_t)(a->head_dim * nkp16 + nkp16 + hdp16);
     #pragma omp parallel num_threads(nthreads)
     {
-        float *kt = mms_malloc((size_t)(a->head_dim * nkp + nkp + hdp) * sizeof(float));
-        if (kt) {
-            float *s = kt + a->head_dim * nkp, *acc = s + nkp;
-            #pragma omp for schedule(dynamic, 1)
-            for (int64_t t = 0; t < ntask; t++) {
-                int64_t pair = t / qsplit, part = t % qsplit;
-                int64_t chunk = (a->n_q + qsplit - 1) / qsplit;
-                int64_t q0 = part * chunk, q1 = q0 + chunk < a->n_q ? q0 + chunk : a->n_q;
-                if (q0 < q1) CAT(attn_task, SUFFIX)(a, pair / a->n_heads, pair % a->n_heads, q0, q1, kt, s, acc);
-            }
+        float *kt = ws + (size_t)omp_get_thread_num() * per_thread;
+        float *s = kt + a->head_dim * nkp, *acc = s + nkp;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < ntask; t++) {
+            int64_t pair = t / qsplit, part = t % qsplit;
+            int64_t chunk = (a->n_q + qsplit - 1) / qsplit;
+            int64_t q0 = part * chunk, q1 = q0 + chunk < a->n_q ? q0 + chunk : a->n_q;
+            if (q0 < q1) CAT(attn_task, SUFFIX)(a, pair / a->n_heads, pair % a->n_heads, q0, q1, kt, s, acc);
         }
-        mms_free(kt);
     }
 }
 

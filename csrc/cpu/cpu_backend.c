@@ -142,35 +142,10 @@ static mms_status prepare_tensor(const mms_tensor *src, mms_dtype want, mms_tens
     return rc;
 }
 
-static mms_status cpu_linear_prepare(mms_backend *be, const mms_tensor *w, const mms_tensor *b, mms_dtype dtype,
-                                     mms_linear *out, mms_error *err) {
+static mms_status cpu_tensor_prepare(mms_backend *be, const mms_tensor *src, mms_dtype dtype, mms_tensor *out,
+                                     mms_error *err) {
     (void)be;
-    memset(out, 0, sizeof *out);
-    if (w->ndim != 2) return mms_error_set(err, MMS_ERR_VALUE, "linear weight must be 2-D");
-    out->out = w->ne[0];
-    out->in = w->ne[1];
-    mms_status rc = prepare_tensor(w, dtype, &out->w, err);
-    if (rc == MMS_OK && b && b->ndim) {
-        if (mms_tensor_numel(b) != out->out) rc = mms_error_set(err, MMS_ERR_VALUE, "bias has %lld elements, expected %lld",
-                                                                 (long long)mms_tensor_numel(b), (long long)out->out);
-        else rc = prepare_tensor(b, MMS_DTYPE_F32, &out->b, err);
-    }
-    if (rc != MMS_OK) {
-        mms_tensor_release(&out->w);
-        mms_tensor_release(&out->b);
-    }
-    return rc;
-}
-
-static void cpu_linear_release(mms_backend *be, mms_linear *L) {
-    (void)be;
-    mms_tensor_release(&L->w);
-    mms_tensor_release(&L->b);
-}
-
-static mms_status cpu_vector_prepare(mms_backend *be, const mms_tensor *src, mms_tensor *out, mms_error *err) {
-    (void)be;
-    return prepare_tensor(src, MMS_DTYPE_F32, out, err);
+    return prepare_tensor(src, dtype, out, err);
 }
 
 static mms_status cpu_softmax(mms_backend *be, mms_tensor *x, mms_error *err) {
@@ -199,9 +174,7 @@ static const mms_backend_vtable k_cpu_vt = {
     .im2col = mms_cpu_im2col,
     .copy2d = mms_cpu_copy2d,
     .l2_normalize = mms_cpu_l2_normalize,
-    .linear_prepare = cpu_linear_prepare,
-    .linear_release = cpu_linear_release,
-    .vector_prepare = cpu_vector_prepare,
+    .tensor_prepare = cpu_tensor_prepare,
     .destroy = cpu_destroy,
 };
 

@@ -157,7 +157,7 @@ mms_status mms_cpu_linear_dnnl(const mms_tensor *x, const mms_linear *L, mms_act
     if (g_engine_status != dnnl_success) return dnnl_fail(err, "engine creation", g_engine_status);
     if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success)
         return mms_error_set(err, MMS_ERR_INTERNAL, "oneDNN stream creation failed");
-    const int64_t K = L->in, N = L->out, M = mms_tensor_numel(x) / K;
+    const int64_t K = mms_linear_in(L), N = mms_linear_out(L), M = mms_tensor_numel(x) / K;
     if (M == 0) return MMS_OK;
     /* bf16 weights need bf16 inputs: convert x when the caller passed fp32 */
     void *xconv = NULL;

@@ -15,7 +15,7 @@ static inline float load(const void *p, mms_dtype dt, int64_t i) {
 mms_status mms_cpu_linear_dnnl(const mms_tensor *x, const mms_linear *L, mms_act act, const mms_tensor *residual,
                                mms_tensor *y, mms_error *err) {
     (void)err;
-    const int64_t K = L->in, N = L->out, M = mms_tensor_numel(x) / K;
+    const int64_t K = mms_linear_in(L), N = mms_linear_out(L), M = mms_tensor_numel(x) / K;
     const int ybf = y->dtype == MMS_DTYPE_BF16;
     const int wbf = L->w.dtype == MMS_DTYPE_BF16;
     #pragma omp parallel for num_threads(mms_get_num_threads()) schedule(static)

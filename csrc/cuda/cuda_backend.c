@@ -49,7 +49,7 @@ static mms_status cu_linear(mms_backend *be, const mms_tensor *x, const mms_line
     (void)be;
     if (!t_blas && cublasCreate(&t_blas) != CUBLAS_STATUS_SUCCESS)
         return mms_error_set(err, MMS_ERR_INTERNAL, "cuBLAS handle creation failed");
-    const int64_t K = L->in, N = L->out, M = mms_tensor_numel(x) / K;
+    const int64_t K = mms_linear_in(L), N = mms_linear_out(L), M = mms_tensor_numel(x) / K;
     if (M == 0) return MMS_OK;
     void *xin = x->data, *xconv = NULL, *acc = y->data, *accbuf = NULL;
     mms_dtype xdt = x->dtype;
@@ -190,31 +190,10 @@ static mms_status to_device(const mms_tensor *src, mms_dtype want, mms_tensor *o
     return MMS_OK;
 }
 
-static mms_status cu_linear_prepare(mms_backend *be, const mms_tensor *w, const mms_tensor *b, mms_dtype dtype,
-                                    mms_linear *out, mms_error *err) {
+static mms_status cu_tensor_prepare(mms_backend *be, const mms_tensor *src, mms_dtype dtype, mms_tensor *out,
+                                    mms_error *err) {
     (void)be;
-    memset(out, 0, sizeof *out);
-    if (w->ndim != 2) return mms_error_set(err, MMS_ERR_VALUE, "linear weight must be 2-D");
-    out->out = w->ne[0];
-    out->in = w->ne[1];
-    mms_status rc = to_device(w, dtype, &out->w, err);
-    if (rc == MMS_OK && b && b->ndim) rc = to_device(b, MMS_DTYPE_F32, &out->b, err);
-    if (rc != MMS_OK) {
-        mms_tensor_release(&out->w);
-        mms_tensor_release(&out->b);
-    }
-    return rc;
-}
-
-static void cu_linear_release(mms_backend *be, mms_linear *L) {
-    (void)be;
-    mms_tensor_release(&L->w);
-    mms_tensor_release(&L->b);
-}
-
-static mms_status cu_vector_prepare(mms_backend *be, const mms_tensor *src, mms_tensor *out, mms_error *err) {
-    (void)be;
-    return to_device(src, MMS_DTYPE_F32, out, err);
+    return to_device(src, dtype, out, err);
 }
 
 static void cu_destroy(mms_backend *be) { (void)be; }
@@ -223,8 +202,8 @@ static const mms_backend_vtable k_cuda_vt = {
     .name = "cuda", .alloc = cu_alloc, .free = cu_free, .upload = cu_upload, .download = cu_download,
     .sync = cu_sync, .linear = cu_linear, .layernorm = cu_layernorm, .attention = cu_attention,
     .softmax = cu_softmax, .activation = cu_activation, .add = cu_add, .embedding = cu_embedding, .im2col = cu_im2col,
-    .copy2d = cu_copy2d, .l2_normalize = cu_l2, .linear_prepare = cu_linear_prepare,
-    .linear_release = cu_linear_release, .vector_prepare = cu_vector_prepare, .destroy = cu_destroy,
+    .copy2d = cu_copy2d, .l2_normalize = cu_l2, .tensor_prepare = cu_tensor_prepare,
+    .destroy = cu_destroy,
 };
 
 static mms_backend g_cuda = {&k_cuda_vt, MMS_DEVICE_CUDA, NULL};

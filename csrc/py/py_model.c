@@ -80,12 +80,11 @@ static PyObject *outputs_to_dict(mms_outputs *o) {
 }
 
 /* ---- model handle -------------------------------------------------------------------- *
- * busy/closing are only touched with the GIL held: a model unloaded while calls run is
- * freed by the last call to finish. */
+ * `busy` is only touched with the GIL held. A running call holds a reference to the capsule,
+ * so the capsule destructor never runs while busy; clip_unload refuses while busy. */
 typedef struct {
-    mms_clip *m;
+    mms_clip *m; /* NULL once unloaded */
     int busy;
-    int closing;
 } model_handle;
 
 #define CAPSULE_NAME "mmsuite.clip"
@@ -93,18 +92,14 @@ typedef struct {
 static void handle_destroy(PyObject *cap) {
     model_handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
     if (!h) return;
-    if (h->busy == 0) {
-        mms_clip_free(h->m);
-        mms_free(h);
-    } else {
-        h->closing = 1; /* not reachable: a running call holds a reference to the capsule */
-    }
+    mms_clip_free(h->m);
+    mms_free(h);
 }
 
 static model_handle *get_handle(PyObject *cap) {
     model_handle *h = PyCapsule_GetPointer(cap, CAPSULE_NAME);
     if (!h) return NULL;
-    if (!h->m || h->closing) {
+    if (!h->m) {
         PyErr_SetString(PyExc_RuntimeError, "model was unloaded");
         return NULL;
     }

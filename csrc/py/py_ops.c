@@ -100,12 +100,12 @@ static PyObject *py_op_linear(PyObject *self, PyObject *args) {
     mms_backend *be = mms_backend_cpu();
     mms_linear L;
     mms_error err = {0};
-    mms_status rc = be->vt->linear_prepare(be, &w, hb ? &b : NULL, strcmp(wdt, "bfloat16") == 0 ? MMS_DTYPE_BF16 : MMS_DTYPE_F32, &L, &err);
+    mms_status rc = mms_linear_prepare(be, &w, hb ? &b : NULL, strcmp(wdt, "bfloat16") == 0 ? MMS_DTYPE_BF16 : MMS_DTYPE_F32, &L, &err);
     if (rc == MMS_OK) {
         Py_BEGIN_ALLOW_THREADS
         rc = mms_op_linear(be, &x, &L, (mms_act)act, hr ? &r : NULL, &o, &err);
         Py_END_ALLOW_THREADS
-        be->vt->linear_release(be, &L);
+        mms_linear_release(&L);
     }
     PyBuffer_Release(&bx); PyBuffer_Release(&bw); PyBuffer_Release(&bout);
     if (hb) PyBuffer_Release(&bb);
