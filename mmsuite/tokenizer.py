@@ -90,7 +90,18 @@ def _token_content(tok):
     return tok if isinstance(tok, str) else None
 
 
-class CLIPTokenizer:
+class _CoreVocab:
+    """Vocabulary size of a tokenizer whose C core is `self.core`."""
+
+    @property
+    def vocab_size(self):
+        return self.core.vocab_size
+
+    def __len__(self):
+        return self.core.vocab_size
+
+
+class CLIPTokenizer(_CoreVocab):
     """CLIP BPE tokenizer; build it with :meth:`from_pretrained`.
 
     ``use_ftfy``: clean text with ``ftfy.fix_text`` first (default: when ftfy is
@@ -159,13 +170,6 @@ class CLIPTokenizer:
                    name_or_path=path)
 
     # ---- properties ----------------------------------------------------------------------
-
-    @property
-    def vocab_size(self):
-        return self.core.vocab_size
-
-    def __len__(self):
-        return self.core.vocab_size
 
     @property
     def sot_token_id(self):
@@ -252,7 +256,7 @@ def _load_sp_core(model_path):
     return _C.SentencePiece.from_file(model_path)
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(_CoreVocab):
     """SentencePiece tokenizer (Llama / Mistral BPE, T5 unigram, ...) in C
     (``mmsuite._C.SentencePiece``, csrc/sentencepiece.h): ids as the sentencepiece library's
     ``encode`` (HF ``legacy=True`` behaviour), optionally with BOS / EOS around them.
@@ -320,13 +324,6 @@ class SentencePieceTokenizer:
         return args
 
     # ---- properties ----------------------------------------------------------------------
-
-    @property
-    def vocab_size(self):
-        return self.core.vocab_size
-
-    def __len__(self):
-        return self.core.vocab_size
 
     @property
     def bos_token_id(self):
