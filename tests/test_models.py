@@ -305,3 +305,48 @@ def test_threads_setting():
     assert mmsuite.get_num_threads() == old or mmsuite.get_num_threads() >= 1
     with pytest.raises(ValueError):
         mmsuite.set_num_threads(-1)
+
+
+def _read_st(path):
+    import struct
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    dt = {"F32": np.float32, "F16": np.float16}
+    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dt[v["dtype"]])
+            .reshape(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def _write_st(path, tensors):
+    import struct
+    tags = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16"}
+    header, blobs, off = {}, [], 0
+    for k, a in tensors.items():
+        b = np.ascontiguousarray(a).tobytes()
+        header[k] = {"dtype": tags[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+
+
+@pytest.mark.parametrize("case", ["clip/tiny_quickgelu", "siglip/tiny_model"])
+def test_fp16_checkpoint_equals_its_fp32_upcast(case, tmp_path):
+    """An F16-stored checkpoint computes exactly what the same weights stored as F32 compute."""
+    src = os.path.join(DATA, "conformance", case, "model")
+    w = _read_st(os.path.join(src, "model.safetensors"))
+    half = {k: v.astype(np.float16) for k, v in w.items()}
+    for name, tensors in (("f16", half), ("f32", {k: v.astype(np.float32) for k, v in half.items()})):
+        d = tmp_path / name
+        d.mkdir()
+        for f in ("config.json", "preprocessor_config.json"):
+            shutil.copy(os.path.join(src, f), d)
+        _write_st(str(d / "model.safetensors"), tensors)
+    _, px, ids, mask = case_inputs(os.path.dirname(src))
+    a = mmsuite.load(str(tmp_path / "f16")).forward(pixel_values=px, input_ids=ids, attention_mask=mask)
+    b = mmsuite.load(str(tmp_path / "f32")).forward(pixel_values=px, input_ids=ids, attention_mask=mask)
+    for k in ("vision_last_hidden_state", "image_embeds", "text_embeds", "logits_per_image"):
+        np.testing.assert_array_equal(a[k], b[k])
+    ref = np.load(os.path.join(os.path.dirname(src), "image_embeds.npy"))
+    assert np.min(np.sum(a["image_embeds"] * ref, axis=1)) > 0.999   # fp16 rounding stays close to the fixture
