@@ -44,7 +44,25 @@ typedef struct mms_attn_args {
     int causal;              /* query i sees keys j <= i (+ offset n_kv - n_q)        */
     float scale;
     int low_precision;       /* 1: the GEMM path may compute QK^T and PV in bf16 (bf16 models) */
+    int64_t n_kv_heads;      /* grouped-query attention: k/v hold this many heads, query head h
+                                reads kv head h / (n_heads / n_kv_heads); 0 = n_heads          */
+    int64_t window;          /* sliding window (Mistral): query i (at key index i + n_kv - n_q)
+                                sees keys j > i + n_kv - n_q - window; 0 = unlimited           */
 } mms_attn_args;
+
+/* Attention of new queries over a KV cache (decoders). The cache holds n_kv rows of
+ * n_kv_heads*head_dim values (F32 or BF16) for one sequence; query i sits at absolute
+ * position p = n_kv - n_q + i and sees keys j <= p (and j > p - window when window > 0).
+ * q: (n_q, n_heads*head_dim) F32 rows with stride q_row; out: (n_q, n_heads*head_dim) rows with
+ * stride out_row, dtype out_dtype (F32 or BF16). Strides in elements. */
+typedef struct mms_kv_attn_args {
+    int64_t n_q, n_kv, n_heads, n_kv_heads, head_dim;
+    const float *q; int64_t q_row;
+    const void *k, *v; mms_dtype kv_dtype; int64_t kv_row;
+    void *out; mms_dtype out_dtype; int64_t out_row;
+    int64_t window;
+    float scale;
+} mms_kv_attn_args;
 
 typedef struct mms_backend mms_backend;
 
@@ -64,6 +82,22 @@ typedef struct mms_backend_vtable {
     mms_status (*layernorm)(mms_backend *be, const mms_tensor *x, const float *g, const float *b,
                             float eps, mms_tensor *y, mms_error *err);
     mms_status (*attention)(mms_backend *be, const mms_attn_args *a, mms_error *err);
+    /* y (rows, dim) = x * rsqrt(mean(x^2) + eps) * g (RMSNorm, fp32 statistics); x F32, y F32 or BF16. */
+    mms_status (*rmsnorm)(mms_backend *be, const mms_tensor *x, const float *g, float eps, mms_tensor *y,
+                          mms_error *err);
+    /* Rotary position embedding in place, rotate-half convention on each head's first rot_dim
+     * values: x (rows, n_heads*head_dim) F32 with row stride `stride` (elements); pos (rows) I64
+     * on the host; inv_freq (rot_dim/2) F32 on the host; cos/sin scaled by attn_factor. */
+    mms_status (*rope)(mms_backend *be, float *x, int64_t rows, int64_t stride, int64_t n_heads, int64_t head_dim,
+                       int64_t rot_dim, const int64_t *pos, const float *inv_freq, float attn_factor, mms_error *err);
+    /* out (rows, F) = act(gate) * up: gate, up (rows, F) F32 with row strides (elements);
+     * out contiguous F32 or BF16 (gated MLPs: SwiGLU, GeGLU). */
+    mms_status (*glu)(mms_backend *be, const float *gate, int64_t gate_stride, const float *up, int64_t up_stride,
+                      int64_t rows, int64_t F, mms_act act, mms_tensor *out, mms_error *err);
+    /* dst rows (stride dst_stride, dtype dst_dtype F32/BF16) <- src F32 rows (stride src_stride). */
+    mms_status (*store_rows)(mms_backend *be, void *dst, mms_dtype dst_dtype, int64_t dst_stride, const float *src,
+                             int64_t src_stride, int64_t rows, int64_t cols, mms_error *err);
+    mms_status (*kv_attention)(mms_backend *be, const mms_kv_attn_args *a, mms_error *err);
     /* x (rows, cols) = softmax(x) along rows, in place, F32 (max-subtracted, exact-ish exp) */
     mms_status (*softmax)(mms_backend *be, mms_tensor *x, mms_error *err);
     /* x (n) = act(x) in place, F32 */
@@ -101,6 +135,10 @@ mms_backend *mms_backend_cpu(void);
 mms_backend *mms_backend_cuda(mms_error *err);
 /* Does the CPU have AMX-BF16 / AVX512-BF16 (reported, used by oneDNN automatically)? */
 int mms_cpu_has_amx(void);
+/* Measured memory read bandwidth in bytes/s: `threads` threads (<= 0: mms_get_num_threads())
+ * stream a buffer of `bytes` (0: 1 GiB, past any L3); best of `reps` (<= 0: 5) passes; 0 when
+ * the buffer cannot be allocated. The roofline for decode GEMV (cpu/membw.c). Takes ~1 s. */
+double mms_cpu_measure_read_bw(size_t bytes, int threads, int reps);
 /* Release the CPU backend's cache of freed activation buffers. Thread safe. */
 void mms_cpu_trim(void);
 const char *mms_cpu_isa_name(void); /* "avx512", "avx2" or "scalar": hand-written kernels in use */

@@ -53,10 +53,21 @@ static void fmt_name(char *dst, size_t n, const char *pattern, int layer, const 
     snprintf(dst, n, "%s%s", tmp, suffix);
 }
 
+/* Is the weight of `pattern` (layer) stored in dtype dt? */
+static int stored_as(const mms_weights *w, const char *pattern, int layer, mms_dtype dt) {
+    char n[512];
+    fmt_name(n, sizeof n, pattern, layer, ".weight");
+    const mms_tensor *t = mms_weights_find(w, n);
+    return t && t->dtype == dt;
+}
+
 mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mms_weights *w,
                           const mms_block_names *nm, int layer, mms_block_weights *out, mms_error *err) {
     memset(out, 0, sizeof *out);
     const int64_t D = cfg->hidden, F = cfg->ffn, A = cfg->n_heads * cfg->head_dim;
+    const int64_t KVA = mms_block_kv_heads(cfg) * cfg->head_dim;
+    if (nm->qkv_weight && KVA != A)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "packed qkv weights with grouped-query attention are not supported");
     char n1[512], n2[512];
     mms_status rc;
     const int has_bias_norm = cfg->norm == MMS_NORM_LAYER;
@@ -90,10 +101,12 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
         mms_tensor_release(&tb);
         if (rc != MMS_OK) goto fail;
         out->packed_qkv = 1;
-    } else if (cfg->compute != MMS_DTYPE_F32) {
-        /* weights get converted anyway: pack q, k, v into one (3A, D) matrix -> one GEMM */
+    } else if (cfg->compute != MMS_DTYPE_F32 && !stored_as(w, nm->q, layer, cfg->compute)) {
+        /* weights get converted anyway: pack q, k, v into one (A + 2 KVA, D) matrix -> one GEMM
+         * (weights already stored in the compute dtype stay separate, borrowed from the mmap) */
         const char *parts[3] = {nm->q, nm->k, nm->v};
-        int64_t ne_w[2] = {3 * A, D}, ne_b[1] = {3 * A};
+        const int64_t rows_of[3] = {A, KVA, KVA}, row0[3] = {0, A, A + KVA};
+        int64_t ne_w[2] = {A + 2 * KVA, D}, ne_b[1] = {A + 2 * KVA};
         mms_tensor pw, pb;
         memset(&pb, 0, sizeof pb);
         TRY(mms_tensor_alloc(&pw, MMS_DTYPE_F32, 2, ne_w, err));
@@ -104,22 +117,22 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
             fmt_name(n1, sizeof n1, parts[i], layer, ".weight");
             rc = mms_weights_get(w, n1, &t, err);
             if (rc != MMS_OK) break;
-            if (t.ndim != 2 || t.ne[0] != A || t.ne[1] != D) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong shape", n1);
-            else rc = mms_convert(t.data, t.dtype, (float *)pw.data + i * A * D, MMS_DTYPE_F32, A * D, err);
+            if (t.ndim != 2 || t.ne[0] != rows_of[i] || t.ne[1] != D) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong shape", n1);
+            else rc = mms_convert(t.data, t.dtype, (float *)pw.data + row0[i] * D, MMS_DTYPE_F32, rows_of[i] * D, err);
             if (rc == MMS_OK) mms_storage_drop_pages(t.storage, t.data, mms_tensor_nbytes(&t));
             mms_tensor_release(&t);
             fmt_name(n2, sizeof n2, parts[i], layer, ".bias");
-            float *bdst = (float *)pb.data + i * A;
+            float *bdst = (float *)pb.data + row0[i];
             if (rc == MMS_OK && mms_weights_find(w, n2)) {
                 rc = mms_weights_get(w, n2, &t, err);
                 if (rc == MMS_OK) {
-                    if (mms_tensor_numel(&t) != A) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n2);
-                    else rc = mms_convert(t.data, t.dtype, bdst, MMS_DTYPE_F32, A, err);
+                    if (mms_tensor_numel(&t) != rows_of[i]) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n2);
+                    else rc = mms_convert(t.data, t.dtype, bdst, MMS_DTYPE_F32, rows_of[i], err);
                     mms_tensor_release(&t);
                 }
                 any_bias = 1;
             } else {
-                memset(bdst, 0, (size_t)A * sizeof(float));
+                memset(bdst, 0, (size_t)rows_of[i] * sizeof(float));
             }
         }
         if (rc == MMS_OK) rc = mms_linear_prepare(be, &pw, any_bias ? &pb : NULL, cfg->compute, &out->qkv, err);
@@ -131,9 +144,13 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
         fmt_name(n1, sizeof n1, nm->q, layer, "");
         TRY(mms_load_linear(be, w, n1, D, A, 0, cfg->compute, &out->q, err));
         fmt_name(n1, sizeof n1, nm->k, layer, "");
-        TRY(mms_load_linear(be, w, n1, D, A, 0, cfg->compute, &out->k, err));
+        TRY(mms_load_linear(be, w, n1, D, KVA, 0, cfg->compute, &out->k, err));
         fmt_name(n1, sizeof n1, nm->v, layer, "");
-        TRY(mms_load_linear(be, w, n1, D, A, 0, cfg->compute, &out->v, err));
+        TRY(mms_load_linear(be, w, n1, D, KVA, 0, cfg->compute, &out->v, err));
+    }
+    if (cfg->gated) {
+        fmt_name(n1, sizeof n1, nm->gate, layer, "");
+        TRY(mms_load_linear(be, w, n1, D, F, 0, cfg->compute, &out->gate, err));
     }
     fmt_name(n1, sizeof n1, nm->o, layer, "");
     TRY(mms_load_linear(be, w, n1, A, D, 0, cfg->compute, &out->o, err));
@@ -153,7 +170,7 @@ void mms_block_release(mms_block_weights *bw) {
     mms_tensor_release(&bw->norm1_b);
     mms_tensor_release(&bw->norm2_g);
     mms_tensor_release(&bw->norm2_b);
-    mms_linear *ls[] = {&bw->qkv, &bw->q, &bw->k, &bw->v, &bw->o, &bw->fc1, &bw->fc2};
+    mms_linear *ls[] = {&bw->qkv, &bw->q, &bw->k, &bw->v, &bw->o, &bw->fc1, &bw->fc2, &bw->gate};
     for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
         mms_linear_release(ls[i]);
     memset(bw, 0, sizeof *bw);
@@ -170,7 +187,8 @@ mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg,
     s->att = be->vt->alloc(be, (size_t)(T * A) * 4);
     s->ffn = be->vt->alloc(be, (size_t)(T * F) * 4);
     s->tmp = be->vt->alloc(be, (size_t)(T * D) * 4);
-    if (!s->h || !s->qkv || !s->att || !s->ffn || !s->tmp) {
+    if (cfg->gated) s->gu = be->vt->alloc(be, (size_t)(T * 2 * F) * 4);
+    if (!s->h || !s->qkv || !s->att || !s->ffn || !s->tmp || (cfg->gated && !s->gu)) {
         mms_block_scratch_free(be, s);
         return mms_error_set(err, MMS_ERR_NOMEM, "out of memory for activations (%lld tokens)", (long long)T);
     }
@@ -178,10 +196,16 @@ mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg,
 }
 
 void mms_block_scratch_free(mms_backend *be, mms_block_scratch *s) {
-    void *p[] = {s->h, s->qkv, s->att, s->ffn, s->tmp};
+    void *p[] = {s->h, s->qkv, s->att, s->ffn, s->tmp, s->gu};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         if (p[i]) be->vt->free(be, p[i]);
     memset(s, 0, sizeof *s);
+}
+
+mms_status mms_block_norm(mms_backend *be, const mms_block_config *cfg, const mms_tensor *x, const mms_tensor *g,
+                          const mms_tensor *b, mms_tensor *y, mms_error *err) {
+    if (cfg->norm == MMS_NORM_RMS) return mms_op_rmsnorm(be, x, g, cfg->norm_eps, y, err);
+    return mms_op_layernorm(be, x, g, b && b->ndim ? b : NULL, cfg->norm_eps, y, err);
 }
 
 static mms_tensor dev_view(mms_backend *be, void *p, mms_dtype dt, int64_t rows, int64_t cols) {
@@ -191,66 +215,103 @@ static mms_tensor dev_view(mms_backend *be, void *p, mms_dtype dt, int64_t rows,
     return t;
 }
 
-mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
-                             int64_t batch, int64_t tokens, const int64_t *key_mask, mms_block_scratch *s,
-                             mms_error *err) {
-    const int64_t M = batch * tokens, D = cfg->hidden, A = cfg->n_heads * cfg->head_dim, F = cfg->ffn;
-    if (M > s->max_tokens) return mms_error_set(err, MMS_ERR_INTERNAL, "block scratch too small");
-    const mms_dtype cd = cfg->compute; /* dtype of GEMM inputs */
+/* The MLP input h (M, D) compute dtype -> out (M, D) F32 = mlp(h) + residual. */
+static mms_status block_mlp(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
+                            const mms_tensor *h, const mms_tensor *residual, mms_tensor *out, mms_block_scratch *s,
+                            mms_error *err) {
+    const int64_t M = mms_tensor_numel(h) / cfg->hidden, F = cfg->ffn;
+    mms_tensor tffn = dev_view(be, s->ffn, cfg->compute, M, F);
     mms_status rc;
+    if (cfg->gated) { /* SwiGLU: fc2(act(gate h) * fc1 h) */
+        mms_tensor tg = dev_view(be, s->gu, MMS_DTYPE_F32, M, F), tu = dev_view(be, s->gu + M * F, MMS_DTYPE_F32, M, F);
+        if ((rc = mms_op_linear(be, h, &bw->gate, MMS_ACT_NONE, NULL, &tg, err)) != MMS_OK ||
+            (rc = mms_op_linear(be, h, &bw->fc1, MMS_ACT_NONE, NULL, &tu, err)) != MMS_OK ||
+            (rc = mms_op_glu(be, s->gu, F, s->gu + M * F, F, M, F, cfg->act, &tffn, err)) != MMS_OK)
+            return rc;
+    } else if ((rc = mms_op_linear(be, h, &bw->fc1, cfg->act, NULL, &tffn, err)) != MMS_OK) {
+        return rc;
+    }
+    return mms_op_linear(be, &tffn, &bw->fc2, MMS_ACT_NONE, residual, out, err);
+}
+
+mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
+                            int64_t M, mms_block_scratch *s, mms_error *err) {
+    const int64_t D = cfg->hidden, A = cfg->n_heads * cfg->head_dim;
+    const mms_dtype cd = cfg->compute;
     mms_tensor tx = dev_view(be, x, MMS_DTYPE_F32, M, D);
     mms_tensor th = dev_view(be, s->h, cd, M, D);
     mms_tensor ttmp = dev_view(be, s->tmp, MMS_DTYPE_F32, M, D);
     mms_tensor tatt = dev_view(be, s->att, cd, M, A);
-    mms_tensor tffn = dev_view(be, s->ffn, cd, M, F);
+    mms_status rc;
 #define TRY(e) do { if ((rc = (e)) != MMS_OK) return rc; } while (0)
-    /* ---- attention ---- */
-    const mms_tensor *attn_in = &tx;
-    if (cfg->pre_norm) {
-        TRY(mms_op_layernorm(be, &tx, &bw->norm1_g, bw->norm1_b.ndim ? &bw->norm1_b : NULL, cfg->norm_eps, &th, err));
-        attn_in = &th;
-    } else if (cd != MMS_DTYPE_F32) {
-        attn_in = &tx; /* the linear op converts F32 inputs for bf16 weights */
-    }
-    mms_attn_args a;
-    memset(&a, 0, sizeof a);
-    if (bw->packed_qkv) {
-        mms_tensor tq = dev_view(be, s->qkv, MMS_DTYPE_F32, M, 3 * A);
-        TRY(mms_op_linear(be, attn_in, &bw->qkv, MMS_ACT_NONE, NULL, &tq, err));
-        a.q = s->qkv; a.k = s->qkv + A; a.v = s->qkv + 2 * A;
-        a.q_row = a.kv_row = 3 * A;
-    } else {
-        mms_tensor tq = dev_view(be, s->qkv, MMS_DTYPE_F32, M, A);
-        mms_tensor tk = dev_view(be, s->qkv + M * A, MMS_DTYPE_F32, M, A);
-        mms_tensor tv = dev_view(be, s->qkv + 2 * M * A, MMS_DTYPE_F32, M, A);
-        TRY(mms_op_linear(be, attn_in, &bw->q, MMS_ACT_NONE, NULL, &tq, err));
-        TRY(mms_op_linear(be, attn_in, &bw->k, MMS_ACT_NONE, NULL, &tk, err));
-        TRY(mms_op_linear(be, attn_in, &bw->v, MMS_ACT_NONE, NULL, &tv, err));
-        a.q = s->qkv; a.k = s->qkv + M * A; a.v = s->qkv + 2 * M * A;
-        a.q_row = a.kv_row = A;
-    }
-    a.batch = batch; a.n_q = tokens; a.n_kv = tokens;
-    a.n_heads = cfg->n_heads; a.head_dim = cfg->head_dim;
-    a.q_batch = a.q_row * tokens; a.kv_batch = a.kv_row * tokens;
-    a.out = s->att; a.out_dtype = cd;
-    a.key_mask = key_mask; a.causal = cfg->causal;
-    a.scale = cfg->attn_scale > 0 ? cfg->attn_scale : 1.0f / sqrtf((float)cfg->head_dim);
-    a.low_precision = cd == MMS_DTYPE_BF16;
-    TRY(mms_op_attention(be, &a, err));
     /* tmp = o(att) + x */
     TRY(mms_op_linear(be, &tatt, &bw->o, MMS_ACT_NONE, &tx, &ttmp, err));
     if (cfg->pre_norm) {
-        /* ---- MLP: x = fc2(act(fc1(norm2(tmp)))) + tmp ---- */
-        TRY(mms_op_layernorm(be, &ttmp, &bw->norm2_g, bw->norm2_b.ndim ? &bw->norm2_b : NULL, cfg->norm_eps, &th, err));
-        TRY(mms_op_linear(be, &th, &bw->fc1, cfg->act, NULL, &tffn, err));
-        TRY(mms_op_linear(be, &tffn, &bw->fc2, MMS_ACT_NONE, &ttmp, &tx, err));
+        /* x = mlp(norm2(tmp)) + tmp */
+        TRY(mms_block_norm(be, cfg, &ttmp, &bw->norm2_g, &bw->norm2_b, &th, err));
+        TRY(block_mlp(be, cfg, bw, &th, &ttmp, &tx, s, err));
     } else {
-        /* post-norm: x = norm1(tmp); tmp = fc2(act(fc1(x))) + x; x = norm2(tmp) */
-        TRY(mms_op_layernorm(be, &ttmp, &bw->norm1_g, bw->norm1_b.ndim ? &bw->norm1_b : NULL, cfg->norm_eps, &tx, err));
-        TRY(mms_op_linear(be, &tx, &bw->fc1, cfg->act, NULL, &tffn, err));
-        TRY(mms_op_linear(be, &tffn, &bw->fc2, MMS_ACT_NONE, &tx, &ttmp, err));
-        TRY(mms_op_layernorm(be, &ttmp, &bw->norm2_g, bw->norm2_b.ndim ? &bw->norm2_b : NULL, cfg->norm_eps, &tx, err));
+        /* post-norm: x = norm1(tmp); tmp = mlp(x) + x; x = norm2(tmp) */
+        TRY(mms_block_norm(be, cfg, &ttmp, &bw->norm1_g, &bw->norm1_b, &tx, err));
+        TRY(block_mlp(be, cfg, bw, &tx, &tx, &ttmp, s, err));
+        TRY(mms_block_norm(be, cfg, &ttmp, &bw->norm2_g, &bw->norm2_b, &tx, err));
     }
 #undef TRY
     return MMS_OK;
+}
+
+mms_status mms_block_qkv(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, const float *x,
+                         int64_t M, mms_block_scratch *s, float **q, float **k, float **v, int64_t *q_row,
+                         int64_t *kv_row, mms_error *err) {
+    const int64_t D = cfg->hidden, A = cfg->n_heads * cfg->head_dim, KVA = mms_block_kv_heads(cfg) * cfg->head_dim;
+    const mms_dtype cd = cfg->compute;
+    mms_tensor tx = dev_view(be, (void *)x, MMS_DTYPE_F32, M, D);
+    mms_tensor th = dev_view(be, s->h, cd, M, D);
+    mms_status rc;
+    const mms_tensor *attn_in = &tx; /* post-norm: the linear op converts F32 inputs for bf16 weights */
+    if (cfg->pre_norm) {
+        if ((rc = mms_block_norm(be, cfg, &tx, &bw->norm1_g, &bw->norm1_b, &th, err)) != MMS_OK) return rc;
+        attn_in = &th;
+    }
+    if (bw->packed_qkv) {
+        const int64_t R = A + 2 * KVA;
+        mms_tensor tq = dev_view(be, s->qkv, MMS_DTYPE_F32, M, R);
+        if ((rc = mms_op_linear(be, attn_in, &bw->qkv, MMS_ACT_NONE, NULL, &tq, err)) != MMS_OK) return rc;
+        *q = s->qkv; *k = s->qkv + A; *v = s->qkv + A + KVA;
+        *q_row = *kv_row = R;
+    } else {
+        mms_tensor tq = dev_view(be, s->qkv, MMS_DTYPE_F32, M, A);
+        mms_tensor tk = dev_view(be, s->qkv + M * A, MMS_DTYPE_F32, M, KVA);
+        mms_tensor tv = dev_view(be, s->qkv + M * (A + KVA), MMS_DTYPE_F32, M, KVA);
+        if ((rc = mms_op_linear(be, attn_in, &bw->q, MMS_ACT_NONE, NULL, &tq, err)) != MMS_OK ||
+            (rc = mms_op_linear(be, attn_in, &bw->k, MMS_ACT_NONE, NULL, &tk, err)) != MMS_OK ||
+            (rc = mms_op_linear(be, attn_in, &bw->v, MMS_ACT_NONE, NULL, &tv, err)) != MMS_OK)
+            return rc;
+        *q = s->qkv; *k = s->qkv + M * A; *v = s->qkv + M * (A + KVA);
+        *q_row = A; *kv_row = KVA;
+    }
+    return MMS_OK;
+}
+
+mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
+                             int64_t batch, int64_t tokens, const int64_t *key_mask, mms_block_scratch *s,
+                             mms_error *err) {
+    const int64_t M = batch * tokens;
+    if (M > s->max_tokens) return mms_error_set(err, MMS_ERR_INTERNAL, "block scratch too small");
+    mms_status rc;
+    mms_attn_args a;
+    memset(&a, 0, sizeof a);
+    float *q, *k, *v;
+    if ((rc = mms_block_qkv(be, cfg, bw, x, M, s, &q, &k, &v, &a.q_row, &a.kv_row, err)) != MMS_OK) return rc;
+    a.q = q; a.k = k; a.v = v;
+    a.batch = batch; a.n_q = tokens; a.n_kv = tokens;
+    a.n_heads = cfg->n_heads; a.head_dim = cfg->head_dim;
+    a.n_kv_heads = cfg->n_kv_heads; a.window = cfg->window;
+    a.q_batch = a.q_row * tokens; a.kv_batch = a.kv_row * tokens;
+    a.out = s->att; a.out_dtype = cfg->compute;
+    a.key_mask = key_mask; a.causal = cfg->causal;
+    a.scale = cfg->attn_scale > 0 ? cfg->attn_scale : 1.0f / sqrtf((float)cfg->head_dim);
+    a.low_precision = cfg->compute == MMS_DTYPE_BF16;
+    if ((rc = mms_op_attention(be, &a, err)) != MMS_OK) return rc;
+    return mms_block_finish(be, cfg, bw, x, M, s, err);
 }

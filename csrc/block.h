@@ -30,7 +30,13 @@ typedef struct mms_block_config {
     int causal;         /* causal self-attention mask                            */
     float attn_scale;   /* 0 -> 1/sqrt(head_dim)                                 */
     mms_dtype compute;  /* weight dtype: F32 or BF16 (activations stay F32)      */
+    /* decoders */
+    int64_t n_kv_heads; /* grouped-query attention: key/value heads (0 = n_heads) */
+    int gated;          /* MLP = fc2(act(gate(x)) * fc1(x)) (SwiGLU); fc1 = up   */
+    int64_t window;     /* sliding-window attention (Mistral); 0 = unlimited     */
 } mms_block_config;
+
+static inline int64_t mms_block_kv_heads(const mms_block_config *c) { return c->n_kv_heads ? c->n_kv_heads : c->n_heads; }
 
 /* printf patterns (one %d = layer index) of a block's tensors, without ".weight"/".bias".
  * Either q/k/v (separate projections) or qkv (packed [3D, D] as in nn.MultiheadAttention:
@@ -40,14 +46,16 @@ typedef struct mms_block_names {
     const char *q, *k, *v;
     const char *qkv_weight, *qkv_bias;
     const char *o, *fc1, *fc2;
+    const char *gate; /* gated MLPs only (cfg->gated) */
 } mms_block_names;
 
 typedef struct mms_block_weights {
     mms_tensor norm1_g, norm1_b, norm2_g, norm2_b; /* (D) F32; _b ndim 0 for RMSNorm */
     int packed_qkv;                                /* 1: qkv holds [q; k; v] rows      */
-    mms_linear qkv;                                /* (3D, D)                          */
-    mms_linear q, k, v;                            /* (D, D) each when !packed_qkv     */
+    mms_linear qkv;                                /* (A + 2 KVA, D)                   */
+    mms_linear q, k, v;                            /* (A, D), (KVA, D) x2 otherwise    */
     mms_linear o, fc1, fc2;
+    mms_linear gate;                               /* (F, D) gated MLPs                */
 } mms_block_weights;
 
 /* Load layer `layer` of a block from w according to names, converting to cfg->compute on
@@ -65,6 +73,7 @@ typedef struct mms_block_scratch {
     void *att;  /* (tokens, D)   attention output                                    */
     void *ffn;  /* (tokens, F)   MLP inner activations                               */
     float *tmp; /* (tokens, D)   F32 ping-pong buffer for residual outputs           */
+    float *gu;  /* (tokens, 2F)  F32 gate and up projections (gated MLPs only)         */
 } mms_block_scratch;
 
 mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg, int64_t max_tokens,
@@ -76,6 +85,47 @@ void mms_block_scratch_free(mms_backend *be, mms_block_scratch *s);
 mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
                              float *x, int64_t batch, int64_t tokens, const int64_t *key_mask,
                              mms_block_scratch *s, mms_error *err);
+
+/* ---- decoders: forward over new tokens with a KV cache (block_decode.c) ---- */
+
+/* The new tokens of one call: x holds the rows of n_seqs sequences one after another;
+ * sequence s has n_new[s] rows and past[s] tokens already in its cache slot slot[s]. */
+typedef struct mms_block_seqs {
+    int64_t n_seqs;
+    const int64_t *n_new;      /* (n_seqs)                                                */
+    const int64_t *past;       /* (n_seqs)                                                */
+    const int64_t *slot;       /* (n_seqs) cache slot                                     */
+    const int64_t *pos;        /* (M) position id of each row (RoPE)                      */
+    const float *inv_freq;     /* (rot_dim / 2) RoPE frequencies, NULL = no RoPE           */
+    int64_t rot_dim;
+    float rope_factor;         /* cos/sin scale (1 unless the RoPE kind says otherwise)    */
+} mms_block_seqs;
+
+/* One layer's KV cache: k, v (n_slots, n_ctx, KVA) in dtype (F32/BF16) on the backend. */
+typedef struct mms_block_kv {
+    void *k, *v;
+    mms_dtype dtype;
+    int64_t n_ctx;
+} mms_block_kv;
+
+/* x (M, D) F32 updated in place; the new keys/values are written to kv at [past, past+n_new)
+ * of each sequence's slot (the caller checked past + n_new <= n_ctx). Pre- or post-norm. */
+mms_status mms_block_forward_cached(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
+                                    float *x, const mms_block_seqs *seqs, const mms_block_kv *kv,
+                                    mms_block_scratch *s, mms_error *err);
+
+/* The pieces both forwards share (family files rarely need them): q/k/v of x's rows into the
+ * scratch (after norm1 for pre-norm blocks; pointers and row strides returned), and the rest of
+ * the block once s->att holds the attention output: x = MLP part(o(att) + x). */
+mms_status mms_block_qkv(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, const float *x,
+                         int64_t M, mms_block_scratch *s, float **q, float **k, float **v, int64_t *q_row,
+                         int64_t *kv_row, mms_error *err);
+mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
+                            int64_t M, mms_block_scratch *s, mms_error *err);
+
+/* norm1/norm2/final norms: LayerNorm or RMSNorm per cfg->norm (b ignored for RMS). */
+mms_status mms_block_norm(mms_backend *be, const mms_block_config *cfg, const mms_tensor *x, const mms_tensor *g,
+                          const mms_tensor *b, mms_tensor *y, mms_error *err);
 
 /* Load (D) norm weight/bias "<prefix>.weight" / "<prefix>.bias" (bias optional when
  * allow_no_bias). Shared helper for family files. */

@@ -54,13 +54,13 @@ static const clip_names k_hf = {
     {"vision_model.encoder.layers.%d.layer_norm1", "vision_model.encoder.layers.%d.layer_norm2",
      "vision_model.encoder.layers.%d.self_attn.q_proj", "vision_model.encoder.layers.%d.self_attn.k_proj",
      "vision_model.encoder.layers.%d.self_attn.v_proj", NULL, NULL, "vision_model.encoder.layers.%d.self_attn.out_proj",
-     "vision_model.encoder.layers.%d.mlp.fc1", "vision_model.encoder.layers.%d.mlp.fc2"},
+     "vision_model.encoder.layers.%d.mlp.fc1", "vision_model.encoder.layers.%d.mlp.fc2", NULL},
     "text_model.embeddings.token_embedding.weight", "text_model.embeddings.position_embedding.weight",
     "text_model.final_layer_norm", "text_projection",
     {"text_model.encoder.layers.%d.layer_norm1", "text_model.encoder.layers.%d.layer_norm2",
      "text_model.encoder.layers.%d.self_attn.q_proj", "text_model.encoder.layers.%d.self_attn.k_proj",
      "text_model.encoder.layers.%d.self_attn.v_proj", NULL, NULL, "text_model.encoder.layers.%d.self_attn.out_proj",
-     "text_model.encoder.layers.%d.mlp.fc1", "text_model.encoder.layers.%d.mlp.fc2"},
+     "text_model.encoder.layers.%d.mlp.fc1", "text_model.encoder.layers.%d.mlp.fc2", NULL},
     "logit_scale", "logit_bias", 0,
 };
 
@@ -70,11 +70,11 @@ static const clip_names k_openclip = {
     {"visual.transformer.resblocks.%d.ln_1", "visual.transformer.resblocks.%d.ln_2", NULL, NULL, NULL,
      "visual.transformer.resblocks.%d.attn.in_proj_weight", "visual.transformer.resblocks.%d.attn.in_proj_bias",
      "visual.transformer.resblocks.%d.attn.out_proj", "visual.transformer.resblocks.%d.mlp.c_fc",
-     "visual.transformer.resblocks.%d.mlp.c_proj"},
+     "visual.transformer.resblocks.%d.mlp.c_proj", NULL},
     "token_embedding.weight", "positional_embedding", "ln_final", "text_projection",
     {"transformer.resblocks.%d.ln_1", "transformer.resblocks.%d.ln_2", NULL, NULL, NULL,
      "transformer.resblocks.%d.attn.in_proj_weight", "transformer.resblocks.%d.attn.in_proj_bias",
-     "transformer.resblocks.%d.attn.out_proj", "transformer.resblocks.%d.mlp.c_fc", "transformer.resblocks.%d.mlp.c_proj"},
+     "transformer.resblocks.%d.attn.out_proj", "transformer.resblocks.%d.mlp.c_fc", "transformer.resblocks.%d.mlp.c_proj", NULL},
     "logit_scale", "logit_bias", 1,
 };
 
@@ -211,11 +211,12 @@ static mms_status load_weights(mms_clip *m, const mms_weights *w, const clip_nam
         if (rc != MMS_OK) return rc;
     }
     if (c->vision_pre_norm) TRY(load_norm(m, w, nm->pre_ln, Dv, &m->pre_g, &m->pre_b, err));
-    TRY(load_norm(m, w, nm->post_ln, Dv, &m->post_g, &m->post_b, err));
-    m->vblocks = mms_calloc((size_t)c->vision_layers, sizeof(mms_block_weights));
-    m->tblocks = mms_calloc((size_t)c->text_layers, sizeof(mms_block_weights));
+    if (!c->vision_only) TRY(load_norm(m, w, nm->post_ln, Dv, &m->post_g, &m->post_b, err));
+    m->vblocks = mms_calloc((size_t)c->vision_layers + 1, sizeof(mms_block_weights));
+    m->tblocks = mms_calloc((size_t)c->text_layers + 1, sizeof(mms_block_weights));
     if (!m->vblocks || !m->tblocks) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->vision_layers; i++) TRY(mms_block_load(m->be, &c->vision, w, &nm->vblock, i, &m->vblocks[i], err));
+    if (c->vision_only) return MMS_OK;
     if (c->kind == MMS_CLIP_SIGLIP) {
         if (c->vision_map_head) {
             TRY(load_vec(m, w, "vision_model.head.probe", Dv, &m->probe, err));
@@ -288,6 +289,30 @@ mms_status mms_clip_load(const char *dir, mms_dtype dtype, mms_backend *be, mms_
         rc = load_weights(m, w, openclip ? &k_openclip : &k_hf, err);
         m->weight_bytes = mms_weights_bytes(w);
         mms_weights_close(w); /* tensors keep their mapping alive */
+    }
+    if (rc != MMS_OK) {
+        mms_clip_free(m);
+        return rc;
+    }
+    *out = m;
+    return MMS_OK;
+}
+
+mms_status mms_clip_load_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
+                                int n_layers, mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err) {
+    *out = NULL;
+    mms_clip *m = mms_calloc(1, sizeof *m);
+    if (!m) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
+    m->be = be;
+    m->dtype = dtype;
+    mms_status rc = mms_clip_vision_config(j, vc, what, &m->cfg, err);
+    if (rc == MMS_OK && (n_layers < 0 || n_layers > m->cfg.vision_layers))
+        rc = mms_error_set(err, MMS_ERR_CONFIG, "%s: the vision tower has %d layers, %d needed", j->path,
+                           m->cfg.vision_layers, n_layers);
+    if (rc == MMS_OK) {
+        m->cfg.vision_layers = n_layers;
+        m->cfg.vision.compute = dtype;
+        rc = load_weights(m, w, &k_hf, err);
     }
     if (rc != MMS_OK) {
         mms_clip_free(m);

@@ -16,6 +16,7 @@
 #define MMS_CLIP_H
 
 #include "block.h"
+#include "config.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +46,7 @@ typedef struct mms_clip_config {
     int vision_map_head;      /* SigLIP: attention-pooling head                      */
     int text_causal;
     float vision_eps, text_eps;
+    int vision_only;          /* a VLM's vision tower: no text tower, projection or post-norm */
 } mms_clip_config;
 
 typedef struct mms_clip mms_clip;
@@ -87,6 +89,18 @@ mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *pixel_valu
  *   text_embeds_unnormalized (B, P) [CLIP/OpenCLIP], text_embeds (B, P). */
 mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *input_ids, const mms_tensor *attention_mask,
                                 mms_outputs *out, mms_error *err);
+
+/* ---- vision towers of VLMs (LLaVA) ---- */
+
+/* Load only a CLIP vision tower: config object `vc` of j (e.g. "vision_config"), weights named
+ * "vision_model.*" in w (use mms_weights_set_renames for prefixes), only the first n_layers
+ * encoder layers (the layers a VLM's feature layer needs). */
+mms_status mms_clip_load_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
+                                int n_layers, mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err);
+/* Hidden states after n_layers encoder layers (0 = the pre-normed embeddings), no post-norm:
+ * pixel_values (B, C, S, S) F32 -> out (B, T, D) F32 host (T includes the class token). */
+mms_status mms_clip_vision_hidden(const mms_clip *m, const mms_tensor *pixel_values, int n_layers, float *out,
+                                  mms_error *err);
 
 #ifdef __cplusplus
 }

@@ -149,3 +149,26 @@ mms_status mms_clip_config_from_openclip(const mms_json *j, mms_clip_config *c, 
     else return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: text_cfg.pool_type '%s' is not supported", j->path, pool);
     return MMS_OK;
 }
+
+mms_status mms_clip_vision_config(const mms_json *j, const cJSON *vc, const char *what, mms_clip_config *c,
+                                  mms_error *err) {
+    mms_status rc;
+    const char *mt = NULL;
+    TRY(mms_json_str(j, vc, what, "model_type", "clip_vision_model", &mt, err));
+    if (strcmp(mt, "clip_vision_model") != 0 && strcmp(mt, "clip") != 0)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: %s.model_type '%s': only CLIP vision towers are supported here",
+                             j->path, what, mt);
+    memset(c, 0, sizeof *c);
+    c->kind = MMS_CLIP_HF;
+    TRY(tower(j, vc, what, 0, 0, &c->vision, &c->vision_layers, &c->vision_eps, err));
+    TRY(mms_json_int(j, vc, what, "image_size", 224, &c->image_size, err));
+    TRY(mms_json_int(j, vc, what, "patch_size", 32, &c->patch_size, err));
+    TRY(mms_json_int(j, vc, what, "num_channels", 3, &c->num_channels, err));
+    if (c->patch_size <= 0 || c->image_size <= 0 || c->image_size % c->patch_size)
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: %s.image_size %lld is not a multiple of patch_size %lld",
+                             j->path, what, (long long)c->image_size, (long long)c->patch_size);
+    c->vision_class_token = 1;
+    c->vision_pre_norm = 1;
+    c->vision_only = 1;
+    return MMS_OK;
+}

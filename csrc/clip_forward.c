@@ -41,6 +41,40 @@ static mms_status finish(mms_backend *be, mms_block_scratch *s, void **bufs, int
     return rc;
 }
 
+/* Rows [b0, b0+nb) of pixel_values -> x (nb, T, D): patch embedding, class token, positions and
+ * the pre-norm (CLIP). pe: (nb, np, D) scratch; px_dev: upload buffer on device backends. */
+static mms_status vision_embed(const mms_clip *m, const mms_tensor *px, int64_t b0, int64_t nb, float *x, float *pe,
+                               float *px_dev, mms_error *err) {
+    const mms_clip_config *c = &m->cfg;
+    mms_backend *be = m->be;
+    const int64_t D = c->vision.hidden, grid = c->image_size / c->patch_size, np = grid * grid;
+    const int64_t cls = c->vision_class_token ? 1 : 0, T = np + cls;
+    mms_status rc;
+    mms_tensor pxc = *px;
+    pxc.ne[0] = nb;
+    pxc.data = (char *)px->data + b0 * px->nb[0];
+    pxc.storage = NULL;
+    if (px_dev) { /* device backends get a contiguous upload */
+        size_t per = (size_t)(c->num_channels * c->image_size * c->image_size) * 4;
+        if (!mms_tensor_is_contiguous(px)) return mms_error_set(err, MMS_ERR_VALUE, "pixel_values must be contiguous for this device");
+        if ((rc = be->vt->upload(be, px_dev, pxc.data, per * (size_t)nb, err)) != MMS_OK) return rc;
+        pxc.data = px_dev;
+        pxc.device = be->device;
+    }
+    mms_tensor tpe = dview(m, pe, MMS_DTYPE_F32, 3, nb, np, D);
+    if ((rc = mms_op_patch_embed(be, &pxc, (int)c->patch_size, &m->patch, &tpe, err)) != MMS_OK) return rc;
+    for (int64_t b = 0; b < nb; b++) {
+        float *xb = x + b * T * D;
+        if (cls && (rc = mms_op_copy2d(be, xb, D, m->class_emb.data, D, 1, D, err)) != MMS_OK) return rc;
+        if ((rc = mms_op_copy2d(be, xb + cls * D, D, pe + b * np * D, D, np, D, err)) != MMS_OK) return rc;
+        mms_tensor txb = dview(m, xb, MMS_DTYPE_F32, 2, T, D, 0);
+        if ((rc = mms_op_add(be, &txb, &m->vpos, err)) != MMS_OK) return rc;
+    }
+    mms_tensor tx = dview(m, x, MMS_DTYPE_F32, 3, nb, T, D);
+    if (c->vision_pre_norm) return mms_op_layernorm(be, &tx, &m->pre_g, &m->pre_b, c->vision_eps, &tx, err);
+    return MMS_OK;
+}
+
 mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_outputs *out, mms_error *err) {
     memset(out, 0, sizeof *out);
     const mms_clip_config *c = &m->cfg;
@@ -97,28 +131,8 @@ mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_ou
     }
     for (int64_t b0 = 0; b0 < B; b0 += chunk) {
         const int64_t nb = B - b0 < chunk ? B - b0 : chunk;
-        mms_tensor pxc = *px;
-        pxc.ne[0] = nb;
-        pxc.data = (char *)px->data + b0 * px->nb[0];
-        pxc.storage = NULL;
-        if (px_dev) { /* device backends get a contiguous upload */
-            size_t per = (size_t)(c->num_channels * c->image_size * c->image_size) * 4;
-            if (!mms_tensor_is_contiguous(px)) { rc = mms_error_set(err, MMS_ERR_VALUE, "pixel_values must be contiguous for this device"); goto done; }
-            TRY(be->vt->upload(be, px_dev, pxc.data, per * (size_t)nb, err));
-            pxc = dview(m, px_dev, MMS_DTYPE_F32, 2, 0, 0, 0);
-            pxc = *px; pxc.ne[0] = nb; pxc.data = px_dev; pxc.storage = NULL; pxc.device = be->device;
-        }
-        mms_tensor tpe = dview(m, pe, MMS_DTYPE_F32, 3, nb, np, D);
-        TRY(mms_op_patch_embed(be, &pxc, (int)c->patch_size, &m->patch, &tpe, err));
-        for (int64_t b = 0; b < nb; b++) {
-            float *xb = x + b * T * D;
-            if (cls) TRY(mms_op_copy2d(be, xb, D, m->class_emb.data, D, 1, D, err));
-            TRY(mms_op_copy2d(be, xb + cls * D, D, pe + b * np * D, D, np, D, err));
-            mms_tensor txb = dview(m, xb, MMS_DTYPE_F32, 2, T, D, 0);
-            TRY(mms_op_add(be, &txb, &m->vpos, err));
-        }
+        TRY(vision_embed(m, px, b0, nb, x, pe, px_dev, err));
         mms_tensor tx = dview(m, x, MMS_DTYPE_F32, 3, nb, T, D);
-        if (c->vision_pre_norm) TRY(mms_op_layernorm(be, &tx, &m->pre_g, &m->pre_b, c->vision_eps, &tx, err));
         for (int l = 0; l < c->vision_layers; l++)
             TRY(mms_block_forward(be, &c->vision, &m->vblocks[l], x, nb, T, NULL, &s, err));
         if (c->vision_post_norm_all) TRY(mms_op_layernorm(be, &tx, &m->post_g, &m->post_b, c->vision_eps, &tx, err));
@@ -259,4 +273,44 @@ mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const 
 #undef TRY
 done:
     return finish(be, &s, bufs, 5, out, rc);
+}
+
+mms_status mms_clip_vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, float *out, mms_error *err) {
+    const mms_clip_config *c = &m->cfg;
+    mms_backend *be = m->be;
+    char sb[64];
+    if (px->ndim != 4 || px->dtype != MMS_DTYPE_F32 || px->ne[1] != c->num_channels || px->ne[2] != c->image_size ||
+        px->ne[3] != c->image_size)
+        return mms_error_set(err, MMS_ERR_VALUE, "pixel_values: expected float32 (patches, %lld, %lld, %lld), got %s %s",
+                             (long long)c->num_channels, (long long)c->image_size, (long long)c->image_size,
+                             mms_dtype_name(px->dtype), mms_tensor_shape_str(px, sb, sizeof sb));
+    if (n_layers < 0 || n_layers > c->vision_layers)
+        return mms_error_set(err, MMS_ERR_VALUE, "vision tower: %d layers requested, %d loaded", n_layers, c->vision_layers);
+    const int64_t B = px->ne[0], D = c->vision.hidden, grid = c->image_size / c->patch_size;
+    const int64_t np = grid * grid, T = np + (c->vision_class_token ? 1 : 0);
+    if (B <= 0) return mms_error_set(err, MMS_ERR_VALUE, "pixel_values: empty batch");
+    int64_t chunk = CHUNK_TOKENS / T;
+    if (chunk < 1) chunk = 1;
+    if (chunk > B) chunk = B;
+    mms_block_scratch s;
+    void *bufs[3] = {0};
+    mms_status rc = mms_block_scratch_alloc(be, &c->vision, chunk * T, &s, err);
+    if (rc != MMS_OK) return rc;
+    float *x = dalloc(be, (size_t)(chunk * T * D) * 4, &bufs[0]);
+    float *pe = dalloc(be, (size_t)(chunk * np * D) * 4, &bufs[1]);
+    float *px_dev = be->device != MMS_DEVICE_CPU ? dalloc(be, (size_t)(chunk * c->num_channels * c->image_size * c->image_size) * 4, &bufs[2]) : NULL;
+    if (!x || !pe || (be->device != MMS_DEVICE_CPU && !px_dev)) {
+        rc = mms_error_set(err, MMS_ERR_NOMEM, "vision tower: out of memory for activations");
+    }
+    for (int64_t b0 = 0; rc == MMS_OK && b0 < B; b0 += chunk) {
+        const int64_t nb = B - b0 < chunk ? B - b0 : chunk;
+        rc = vision_embed(m, px, b0, nb, x, pe, px_dev, err);
+        for (int l = 0; rc == MMS_OK && l < n_layers; l++)
+            rc = mms_block_forward(be, &c->vision, &m->vblocks[l], x, nb, T, NULL, &s, err);
+        if (rc == MMS_OK) rc = to_host(m, out + b0 * T * D, x, (size_t)(nb * T * D) * 4, err);
+    }
+    mms_block_scratch_free(be, &s);
+    for (int i = 0; i < 3; i++)
+        if (bufs[i]) be->vt->free(be, bufs[i]);
+    return rc;
 }

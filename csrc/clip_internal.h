@@ -35,6 +35,8 @@ mms_status mms_outputs_add(mms_outputs *o, const char *name, mms_dtype dt, int n
                            mms_error *err);
 
 mms_status mms_clip_config_from_hf(const mms_json *j, mms_clip_config *c, mms_error *err);
+mms_status mms_clip_vision_config(const mms_json *j, const cJSON *vc, const char *what, mms_clip_config *c,
+                                  mms_error *err);
 mms_status mms_clip_config_from_openclip(const mms_json *j, mms_clip_config *c, mms_error *err);
 
 #endif

@@ -34,7 +34,66 @@ mms_status mms_op_attention(mms_backend *be, const mms_attn_args *a, mms_error *
     if (a->batch <= 0 || a->n_q <= 0 || a->n_kv <= 0 || a->n_heads <= 0 || a->head_dim <= 0 || !is_act_dtype(a->out_dtype))
         return mms_error_set(err, MMS_ERR_VALUE, "attention: bad sizes (batch %lld, n_q %lld, n_kv %lld)",
                              (long long)a->batch, (long long)a->n_q, (long long)a->n_kv);
+    if (a->n_kv_heads < 0 || (a->n_kv_heads && a->n_heads % a->n_kv_heads) || a->window < 0)
+        return mms_error_set(err, MMS_ERR_VALUE, "attention: %lld heads cannot share %lld key/value heads",
+                             (long long)a->n_heads, (long long)a->n_kv_heads);
     return be->vt->attention(be, a, err);
+}
+
+#define NEED(entry, opname)                                                                                    \
+    do {                                                                                                       \
+        if (!be->vt->entry)                                                                                    \
+            return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s is not implemented on the %s backend", opname,     \
+                                 be->vt->name);                                                                \
+    } while (0)
+
+mms_status mms_op_rmsnorm(mms_backend *be, const mms_tensor *x, const mms_tensor *g, float eps, mms_tensor *y,
+                          mms_error *err) {
+    int64_t D = x->ne[x->ndim - 1];
+    if (x->dtype != MMS_DTYPE_F32 || !is_act_dtype(y->dtype) || mms_tensor_numel(x) != mms_tensor_numel(y) ||
+        g->dtype != MMS_DTYPE_F32 || mms_tensor_numel(g) != D)
+        return mms_error_set(err, MMS_ERR_VALUE, "rmsnorm: shape/dtype mismatch (dim %lld)", (long long)D);
+    NEED(rmsnorm, "rmsnorm");
+    return be->vt->rmsnorm(be, x, g->data, eps, y, err);
+}
+
+mms_status mms_op_rope(mms_backend *be, float *x, int64_t rows, int64_t stride, int64_t n_heads, int64_t head_dim,
+                       int64_t rot_dim, const int64_t *pos, const float *inv_freq, float attn_factor, mms_error *err) {
+    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || rot_dim <= 0 || rot_dim > head_dim || rot_dim % 2 ||
+        stride < n_heads * head_dim)
+        return mms_error_set(err, MMS_ERR_VALUE, "rope: bad sizes (heads %lld, head_dim %lld, rot_dim %lld)",
+                             (long long)n_heads, (long long)head_dim, (long long)rot_dim);
+    if (rows == 0) return MMS_OK;
+    NEED(rope, "rope");
+    return be->vt->rope(be, x, rows, stride, n_heads, head_dim, rot_dim, pos, inv_freq, attn_factor, err);
+}
+
+mms_status mms_op_glu(mms_backend *be, const float *gate, int64_t gate_stride, const float *up, int64_t up_stride,
+                      int64_t rows, int64_t F, mms_act act, mms_tensor *out, mms_error *err) {
+    if (!is_act_dtype(out->dtype) || mms_tensor_numel(out) != rows * F || gate_stride < F || up_stride < F)
+        return mms_error_set(err, MMS_ERR_VALUE, "glu: output must hold %lld x %lld float32/bfloat16 values",
+                             (long long)rows, (long long)F);
+    if (rows == 0) return MMS_OK;
+    NEED(glu, "glu");
+    return be->vt->glu(be, gate, gate_stride, up, up_stride, rows, F, act, out, err);
+}
+
+mms_status mms_op_store_rows(mms_backend *be, void *dst, mms_dtype dst_dtype, int64_t dst_stride, const float *src,
+                             int64_t src_stride, int64_t rows, int64_t cols, mms_error *err) {
+    if (!is_act_dtype(dst_dtype) || dst_stride < cols || src_stride < cols)
+        return mms_error_set(err, MMS_ERR_VALUE, "store_rows: bad strides or dtype");
+    if (rows == 0) return MMS_OK;
+    NEED(store_rows, "store_rows");
+    return be->vt->store_rows(be, dst, dst_dtype, dst_stride, src, src_stride, rows, cols, err);
+}
+
+mms_status mms_op_kv_attention(mms_backend *be, const mms_kv_attn_args *a, mms_error *err) {
+    if (a->n_q <= 0 || a->n_kv < a->n_q || a->n_heads <= 0 || a->head_dim <= 0 || a->n_kv_heads <= 0 ||
+        a->n_heads % a->n_kv_heads || !is_act_dtype(a->kv_dtype) || !is_act_dtype(a->out_dtype) || a->window < 0)
+        return mms_error_set(err, MMS_ERR_VALUE, "kv_attention: bad sizes (n_q %lld, n_kv %lld, heads %lld/%lld)",
+                             (long long)a->n_q, (long long)a->n_kv, (long long)a->n_heads, (long long)a->n_kv_heads);
+    NEED(kv_attention, "kv_attention");
+    return be->vt->kv_attention(be, a, err);
 }
 
 mms_status mms_op_softmax(mms_backend *be, mms_tensor *x, mms_error *err) {

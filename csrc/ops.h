@@ -17,6 +17,18 @@ mms_status mms_op_linear(mms_backend *be, const mms_tensor *x, const mms_linear 
 mms_status mms_op_layernorm(mms_backend *be, const mms_tensor *x, const mms_tensor *g, const mms_tensor *b,
                             float eps, mms_tensor *y, mms_error *err);
 mms_status mms_op_attention(mms_backend *be, const mms_attn_args *a, mms_error *err);
+/* y (..., D) = x * rsqrt(mean(x^2) + eps) * g; g (D) F32. */
+mms_status mms_op_rmsnorm(mms_backend *be, const mms_tensor *x, const mms_tensor *g, float eps, mms_tensor *y,
+                          mms_error *err);
+/* Rotary embedding in place (see backend.h); pos and inv_freq are host arrays. */
+mms_status mms_op_rope(mms_backend *be, float *x, int64_t rows, int64_t stride, int64_t n_heads, int64_t head_dim,
+                       int64_t rot_dim, const int64_t *pos, const float *inv_freq, float attn_factor, mms_error *err);
+/* out (rows, F) = act(gate) * up. */
+mms_status mms_op_glu(mms_backend *be, const float *gate, int64_t gate_stride, const float *up, int64_t up_stride,
+                      int64_t rows, int64_t F, mms_act act, mms_tensor *out, mms_error *err);
+mms_status mms_op_store_rows(mms_backend *be, void *dst, mms_dtype dst_dtype, int64_t dst_stride, const float *src,
+                             int64_t src_stride, int64_t rows, int64_t cols, mms_error *err);
+mms_status mms_op_kv_attention(mms_backend *be, const mms_kv_attn_args *a, mms_error *err);
 /* x (..., C) = softmax over the last axis, in place, F32. */
 mms_status mms_op_softmax(mms_backend *be, mms_tensor *x, mms_error *err);
 mms_status mms_op_activation(mms_backend *be, mms_tensor *x, mms_act act, mms_error *err);

@@ -33,6 +33,10 @@ struct mms_weights {
     entry *entries;
     int n_entries;
     int64_t bytes;
+    /* name rewriting (mms_weights_set_renames): a name starting with ren_from[i] is looked up
+     * with that prefix replaced by ren_to[i] (first match wins) */
+    int n_ren;
+    char ren_from[MMS_WEIGHTS_MAX_RENAMES][64], ren_to[MMS_WEIGHTS_MAX_RENAMES][64];
 };
 
 /* ---- mapping storage -------------------------------------------------------------- */
@@ -472,9 +476,35 @@ const char *mms_weights_name(const mms_weights *w, int i) { return w->entries[i]
 const char *mms_weights_file_of(const mms_weights *w, int i) { return w->files[w->entries[i].file].path; }
 int64_t mms_weights_bytes(const mms_weights *w) { return w->bytes; }
 
-static const entry *find_entry(const mms_weights *w, const char *name) {
+static const entry *find_exact(const mms_weights *w, const char *name) {
     entry key = {.name = (char *)name};
     return bsearch(&key, w->entries, (size_t)w->n_entries, sizeof(entry), cmp_entry_name);
+}
+
+static const entry *find_entry(const mms_weights *w, const char *name) {
+    for (int i = 0; i < w->n_ren; i++) {
+        size_t n = strlen(w->ren_from[i]);
+        if (strncmp(name, w->ren_from[i], n) == 0) {
+            char full[1024];
+            snprintf(full, sizeof full, "%s%s", w->ren_to[i], name + n);
+            return find_exact(w, full);
+        }
+    }
+    return find_exact(w, name);
+}
+
+mms_status mms_weights_set_renames(mms_weights *w, const char *const *pairs, int n, mms_error *err) {
+    if (n < 0 || n > MMS_WEIGHTS_MAX_RENAMES)
+        return mms_error_set(err, MMS_ERR_VALUE, "at most %d weight-name renames", MMS_WEIGHTS_MAX_RENAMES);
+    for (int i = 0; i < n; i++)
+        if (strlen(pairs[2 * i]) >= 64 || strlen(pairs[2 * i + 1]) >= 64)
+            return mms_error_set(err, MMS_ERR_VALUE, "weight-name prefix too long");
+    for (int i = 0; i < n; i++) {
+        strcpy(w->ren_from[i], pairs[2 * i]);
+        strcpy(w->ren_to[i], pairs[2 * i + 1]);
+    }
+    w->n_ren = n;
+    return MMS_OK;
 }
 
 const mms_tensor *mms_weights_find(const mms_weights *w, const char *name) {
@@ -484,9 +514,15 @@ const mms_tensor *mms_weights_find(const mms_weights *w, const char *name) {
 
 mms_status mms_weights_get(const mms_weights *w, const char *name, mms_tensor *out, mms_error *err) {
     const entry *e = find_entry(w, name);
-    if (!e)
+    if (!e) {
+        for (int i = 0; i < w->n_ren; i++)
+            if (strncmp(name, w->ren_from[i], strlen(w->ren_from[i])) == 0)
+                return mms_error_set(err, MMS_ERR_NOT_FOUND, "tensor '%s%s' not found in checkpoint %s%s", w->ren_to[i],
+                                     name + strlen(w->ren_from[i]), w->n_files ? w->files[0].path : "?",
+                                     w->n_files > 1 ? " (sharded)" : "");
         return mms_error_set(err, MMS_ERR_NOT_FOUND, "tensor '%s' not found in checkpoint %s%s", name,
                              w->n_files ? w->files[0].path : "?", w->n_files > 1 ? " (sharded)" : "");
+    }
     if (e->bad_dtype)
         return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, which mmsuite cannot compute with",
                              w->files[e->file].path, name, e->bad_dtype);

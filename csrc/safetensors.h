@@ -42,6 +42,12 @@ const mms_tensor *mms_weights_find(const mms_weights *w, const char *name);
  * that are valid safetensors tags but not computable here (F64, I8, ...). */
 mms_status mms_weights_get(const mms_weights *w, const char *name, mms_tensor *out, mms_error *err);
 
+/* Name rewriting for composite checkpoints (a VLM's language model under "language_model."):
+ * pairs = {from0, to0, from1, to1, ...}; afterwards a lookup of a name starting with from_i
+ * uses to_i + rest (first match wins; other names unchanged). n = 0 clears. Prefixes < 64 bytes.
+ * Not thread safe: set it while loading, before the weights are shared. */
+#define MMS_WEIGHTS_MAX_RENAMES 4
+mms_status mms_weights_set_renames(mms_weights *w, const char *const *pairs, int n, mms_error *err);
 /* Total bytes of tensor data mapped. */
 int64_t mms_weights_bytes(const mms_weights *w);
 

@@ -129,21 +129,24 @@ done:
 
 /* token-major f32 rows (T, H*hd) with row stride `stride` -> head-major bf16 (H, T, hd), the
  * plain layout oneDNN's AMX (brgemm) matmul wants */
-static void to_bf16_heads(const float *src, int64_t stride, int64_t T, int64_t Tp, int64_t H, int64_t hd, uint16_t *dst) {
+/* G: query heads per source head (grouped-query attention replicates each kv head G times) */
+static void to_bf16_heads(const float *src, int64_t stride, int64_t T, int64_t Tp, int64_t H, int64_t hd, int64_t G,
+                          uint16_t *dst) {
     #pragma omp parallel for collapse(2) num_threads(mms_get_num_threads()) schedule(static)
     for (int64_t h = 0; h < H; h++)
         for (int64_t t = 0; t < Tp; t++)
             for (int64_t d = 0; d < hd; d++)
-                dst[(h * Tp + t) * hd + d] = t < T ? mms_f32_to_bf16(src[t * stride + h * hd + d]) : 0;
+                dst[(h * Tp + t) * hd + d] = t < T ? mms_f32_to_bf16(src[t * stride + (h / G) * hd + d]) : 0;
 }
 
 /* token-major f32 K rows -> bf16 K^T per head (H, hd, T) */
-static void to_bf16_heads_t(const float *src, int64_t stride, int64_t T, int64_t Tp, int64_t H, int64_t hd, uint16_t *dst) {
+static void to_bf16_heads_t(const float *src, int64_t stride, int64_t T, int64_t Tp, int64_t H, int64_t hd, int64_t G,
+                            uint16_t *dst) {
     #pragma omp parallel for collapse(2) num_threads(mms_get_num_threads()) schedule(static)
     for (int64_t h = 0; h < H; h++)
         for (int64_t d = 0; d < hd; d++)
             for (int64_t t = 0; t < Tp; t++)
-                dst[(h * hd + d) * Tp + t] = t < T ? mms_f32_to_bf16(src[t * stride + h * hd + d]) : 0;
+                dst[(h * hd + d) * Tp + t] = t < T ? mms_f32_to_bf16(src[t * stride + (h / G) * hd + d]) : 0;
 }
 
 /* head-major f32 (H, T, hd) -> token-major (T, H*hd) output rows of dtype dt */
@@ -215,9 +218,10 @@ mms_status mms_cpu_attention_gemm(const mms_attn_args *a, mms_error *err) {
     for (int64_t b = 0; b < a->batch && rc == MMS_OK; b++) {
         const float *qb = a->q + b * a->q_batch, *kb = a->k + b * a->kv_batch, *vb = a->v + b * a->kv_batch;
         if (lowp) {
-            to_bf16_heads(qb, a->q_row, Tq, Tq, H, hd, q16);
-            to_bf16_heads_t(kb, a->kv_row, Tk, Tkp, H, hd, k16);
-            to_bf16_heads(vb, a->kv_row, Tk, Tkp, H, hd, v16);
+            const int64_t G = a->n_kv_heads ? H / a->n_kv_heads : 1;
+            to_bf16_heads(qb, a->q_row, Tq, Tq, H, hd, 1, q16);
+            to_bf16_heads_t(kb, a->kv_row, Tk, Tkp, H, hd, G, k16);
+            to_bf16_heads(vb, a->kv_row, Tk, Tkp, H, hd, G, v16);
         }
         rc = bmm_run(&qk, lowp ? (const void *)q16 : qb, lowp ? (const void *)k16 : kb, S, err);
         if (rc != MMS_OK) break;

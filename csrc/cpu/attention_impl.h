@@ -54,8 +54,9 @@ static void CAT(attn_task, SUFFIX)(const mms_attn_args *a, int64_t b, int64_t h,
                                    float *kt, float *s, float *acc) {
     const int64_t hd = a->head_dim, nk = a->n_kv;
     const int64_t nkp = (nk + VW - 1) / VW * VW;
-    const float *kb = a->k + b * a->kv_batch + h * hd;
-    const float *vb = a->v + b * a->kv_batch + h * hd;
+    const int64_t kvh = a->n_kv_heads ? h / (a->n_heads / a->n_kv_heads) : h; /* GQA: shared kv head */
+    const float *kb = a->k + b * a->kv_batch + kvh * hd;
+    const float *vb = a->v + b * a->kv_batch + kvh * hd;
     const int64_t *mask = a->key_mask ? a->key_mask + b * nk : NULL;
     const int64_t causal_off = nk - a->n_q;
     /* transpose K: kt[d][j] = k[j][d]; pad columns with 0 */
@@ -94,8 +95,10 @@ static void CAT(attn_task, SUFFIX)(const mms_attn_args *a, int64_t b, int64_t h,
             for (int64_t d = 0; d < hd; d++) accs += CAT(vbcast, SUFFIX)(qi[d]) * CAT(vload, SUFFIX)(kt + d * nkp + j);
             CAT(vstore, SUFFIX)(s + j, accs * a->scale);
         }
-        /* mask: -inf for masked / out-of-range keys */
+        /* mask: -inf for masked / out-of-range keys (and keys before a sliding window) */
         for (int64_t jj = kend; jj < kendp; jj++) s[jj] = -INFINITY;
+        if (a->window > 0)
+            for (int64_t jj = 0; jj < kend && jj <= i + causal_off - a->window; jj++) s[jj] = -INFINITY;
         if (mask)
             for (int64_t jj = 0; jj < kend; jj++)
                 if (!mask[jj]) s[jj] = -INFINITY;

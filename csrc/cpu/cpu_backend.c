@@ -8,6 +8,15 @@
 mms_status mms_cpu_layernorm(mms_backend *, const mms_tensor *, const float *, const float *, float, mms_tensor *, mms_error *);
 mms_status mms_cpu_activation(mms_backend *, mms_tensor *, mms_act, mms_error *);
 mms_status mms_cpu_add(mms_backend *, mms_tensor *, const mms_tensor *, mms_error *);
+/* decoder_kernels.c */
+mms_status mms_cpu_rmsnorm(mms_backend *, const mms_tensor *, const float *, float, mms_tensor *, mms_error *);
+mms_status mms_cpu_rope(mms_backend *, float *, int64_t, int64_t, int64_t, int64_t, int64_t, const int64_t *,
+                        const float *, float, mms_error *);
+mms_status mms_cpu_glu(mms_backend *, const float *, int64_t, const float *, int64_t, int64_t, int64_t, mms_act,
+                       mms_tensor *, mms_error *);
+mms_status mms_cpu_store_rows(mms_backend *, void *, mms_dtype, int64_t, const float *, int64_t, int64_t, int64_t,
+                              mms_error *);
+mms_status mms_cpu_kv_attention(mms_backend *, const mms_kv_attn_args *, mms_error *);
 mms_status mms_cpu_embedding(mms_backend *, const mms_tensor *, const mms_tensor *, mms_tensor *, mms_error *);
 mms_status mms_cpu_im2col(mms_backend *, const mms_tensor *, int, mms_tensor *, mms_error *);
 mms_status mms_cpu_copy2d(mms_backend *, float *, int64_t, const float *, int64_t, int64_t, int64_t, mms_error *);
@@ -121,7 +130,10 @@ static mms_status cpu_attention(mms_backend *be, const mms_attn_args *a, mms_err
     (void)be;
 #ifndef MMS_NO_DNNL
     /* long sequences: GEMM-based path (oneDNN); short ones: the fused kernel */
-    if (a->n_q >= 128 && a->n_kv >= 128) return mms_cpu_attention_gemm(a, err);
+    /* (its fp32 variant reads q/k/v through strided views, which cannot express shared kv heads;
+     * and its softmax knows no sliding window) */
+    const int gqa = a->n_kv_heads && a->n_kv_heads != a->n_heads, windowed = a->window > 0 && a->window < a->n_kv;
+    if (a->n_q >= 128 && a->n_kv >= 128 && !windowed && (!gqa || a->low_precision)) return mms_cpu_attention_gemm(a, err);
 #endif
     return mms_cpu_attention_isa(a, mms_cpu_isa_get(), err);
 }
@@ -167,6 +179,11 @@ static const mms_backend_vtable k_cpu_vt = {
     .linear = cpu_linear,
     .layernorm = mms_cpu_layernorm,
     .attention = cpu_attention,
+    .rmsnorm = mms_cpu_rmsnorm,
+    .rope = mms_cpu_rope,
+    .glu = mms_cpu_glu,
+    .store_rows = mms_cpu_store_rows,
+    .kv_attention = mms_cpu_kv_attention,
     .softmax = cpu_softmax,
     .activation = mms_cpu_activation,
     .add = mms_cpu_add,

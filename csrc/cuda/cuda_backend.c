@@ -90,6 +90,8 @@ static mms_status cu_layernorm(mms_backend *be, const mms_tensor *x, const float
 
 static mms_status cu_attention(mms_backend *be, const mms_attn_args *a, mms_error *err) {
     (void)be;
+    if ((a->n_kv_heads && a->n_kv_heads != a->n_heads) || a->window)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "attention: grouped-query / sliding-window attention is not implemented on the cuda backend yet");
     CU(mms_cu_attention(a->batch, a->n_q, a->n_kv, a->n_heads, a->head_dim, a->q, a->q_row, a->q_batch, a->k, a->v,
                         a->kv_row, a->kv_batch, a->out, a->out_dtype == MMS_DTYPE_BF16, a->key_mask, a->causal, a->scale, 0),
        "attention");
