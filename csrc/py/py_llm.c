@@ -21,6 +21,8 @@ typedef struct {
     mms_decoder *lm;    /* standalone causal LM (owned) or NULL   */
     mms_llava *llava;   /* LLaVA (owns its decoder) or NULL        */
     int busy;           /* calls in flight (GIL held when touched) */
+    int n_states;       /* live states using the weights           */
+    int dead;           /* unloaded: freed when the last state goes */
 } lm_handle;
 
 typedef struct {
@@ -39,10 +41,19 @@ static void lm_destroy(PyObject *cap) {
     mms_free(h);
 }
 
+static void free_weights(lm_handle *h) {
+    mms_llava_free(h->llava);
+    mms_decoder_free(h->lm);
+    h->llava = NULL;
+    h->lm = NULL;
+}
+
 static void state_destroy(PyObject *cap) {
     state_handle *s = PyCapsule_GetPointer(cap, STATE_CAPSULE);
     if (!s) return;
     mms_decoder_state_free(s->st);
+    lm_handle *h = PyCapsule_GetPointer(s->model, LM_CAPSULE);
+    if (h && --h->n_states == 0 && h->dead) free_weights(h);
     Py_XDECREF(s->model);
     mms_free(s);
 }
@@ -50,7 +61,7 @@ static void state_destroy(PyObject *cap) {
 static lm_handle *get_lm(PyObject *cap) {
     lm_handle *h = PyCapsule_GetPointer(cap, LM_CAPSULE);
     if (!h) return NULL;
-    if (!h->lm && !h->llava) {
+    if (h->dead || (!h->lm && !h->llava)) {
         PyErr_SetString(PyExc_RuntimeError, "model was unloaded");
         return NULL;
     }
@@ -131,13 +142,9 @@ static PyObject *py_lm_unload(PyObject *self, PyObject *cap) {
     lm_handle *h = PyCapsule_GetPointer(cap, LM_CAPSULE);
     if (!h) return NULL;
     if (h->busy) return PyErr_Format(PyExc_RuntimeError, "model is in use by another thread");
-    /* states hold a reference to the capsule, so the weights they use stay; only drop them
-     * here when no state is alive (the capsule's refcount tells) */
-    if (Py_REFCNT(cap) > 2) return PyErr_Format(PyExc_RuntimeError, "model still has live generation states; close them first");
-    mms_llava_free(h->llava);
-    mms_decoder_free(h->lm);
-    h->llava = NULL;
-    h->lm = NULL;
+    /* live states keep using the weights: they are freed when the last state goes */
+    h->dead = 1;
+    if (h->n_states == 0) free_weights(h);
     Py_RETURN_NONE;
 }
 
@@ -317,9 +324,11 @@ static PyObject *py_state_new(PyObject *self, PyObject *args, PyObject *kw) {
     s->st = st;
     s->model = cap;
     Py_INCREF(cap);
+    h->n_states++;
     PyObject *sc = PyCapsule_New(s, STATE_CAPSULE, state_destroy);
     if (!sc) {
         mms_decoder_state_free(st);
+        h->n_states--;
         Py_DECREF(cap);
         mms_free(s);
     }
