@@ -175,8 +175,10 @@ class SigLIP(ContrastiveModel):
         return 1.0 / (1.0 + np.exp(-logits_per_image))
 
 
-def load(path, device="cpu", dtype="float32"):
-    """Load a CLIP / OpenCLIP / SigLIP checkpoint directory (or cached hub id)."""
+def load(path, device="cpu", dtype="float32", **lm_kwargs):
+    """Load a checkpoint directory (or cached hub id): CLIP / OpenCLIP / SigLIP -> CLIP / SigLIP;
+    LLaVA 1.5 / NeXT -> Llava; Llama / Mistral / Qwen2 / OPT -> CausalLM (lm_kwargs:
+    context_length, kv_dtype, tokenizer)."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', not {dtype!r}")
     dtype = _DTYPES[dtype]
@@ -194,6 +196,13 @@ def load(path, device="cpu", dtype="float32"):
             raise ConfigError(f"{cfg_path}: cannot read config: {e}") from None
     else:
         model_type = "clip"  # open_clip_config.json (checked in C)
+    if model_type in ("llava", "llava_next", "llama", "mistral", "qwen2", "opt"):
+        if str(device) != "cpu":
+            raise ValueError(f"{model_type} models run on device='cpu' in this version")
+        from .llava import load_language_model
+        return load_language_model(local, dtype=dtype, **lm_kwargs)
+    if lm_kwargs:
+        raise TypeError(f"unexpected argument(s) for a {model_type} model: {', '.join(sorted(lm_kwargs))}")
     handle = _C.clip_load(local, dtype, "cuda" if str(device).startswith("cuda") else "cpu")
     cls = SigLIP if model_type == "siglip" else CLIP
     return cls(handle, local, device, dtype)

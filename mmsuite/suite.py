@@ -59,8 +59,8 @@ class MultimodalSuite:
                 if name not in self._specs:
                     raise KeyError(f"no model named {name!r}; registered: {sorted(self._specs)}")
                 spec = self._specs[name]
-                if isinstance(spec, ContrastiveModel):
-                    m = spec
+                if not isinstance(spec, (str, os.PathLike)):
+                    m = spec  # an already loaded model object
                 else:
                     m = load(spec, device=self.device, dtype=self.dtype)
                 self._models[name] = m
@@ -203,3 +203,26 @@ class MultimodalSuite:
             flagged = [c for c in categories if scores[c] >= threshold]
             out.append({"flagged": bool(flagged), "scores": scores, "flagged_categories": flagged})
         return out[0] if single else out
+
+    # ---- visual instruction following (LLaVA) ----
+    def _vlm(self, model):
+        if model is None:
+            cands = [n for n in ("llava", "vlm") if n in self._specs]
+            if not cands:
+                raise KeyError(f"no LLaVA model registered (give models={{'llava': path}}); registered: {sorted(self._specs)}")
+            model = cands[0]
+        m = self.model(model)
+        if not hasattr(m, "ask"):
+            raise TypeError(f"model {model!r} cannot answer questions about images (not a LLaVA model)")
+        return m
+
+    def ask(self, image, question, max_new_tokens=128, temperature=None, stream=False, model=None, **gen):
+        """Answer a question about an image (path, bytes, array or PIL image) with the LLaVA model
+        registered as "llava" (or `model=`). stream=True returns a generator of text deltas."""
+        return self._vlm(model).ask(image, question, stream=stream, max_new_tokens=max_new_tokens,
+                                    temperature=temperature, **gen)
+
+    def chat(self, messages, max_new_tokens=256, temperature=None, stream=False, model=None, **gen):
+        """Next assistant turn of a conversation; image parts: {"type": "image", "image": path}."""
+        return self._vlm(model).chat(messages, stream=stream, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, **gen)

@@ -45,7 +45,7 @@ def test_conformance_runner(case_dir, dtype, tmp_path, capsys):
                 if v["role"] in ("output", "intermediate", "check") and f.endswith(".npy")}
     assert set(report) == expected          # every listed file was compared
     assert all(r["passed"] for r in report.values())
-    if dtype == "bfloat16":
+    if dtype == "bfloat16" and case["family"] in ("clip", "siglip", "openclip"):  # contrastive embeddings
         cos = [r["min_cosine"] for f, r in report.items() if f.endswith("_embeds.npy")]
         assert cos and min(cos) >= 0.999
 
