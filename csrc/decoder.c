@@ -133,8 +133,8 @@ static mms_status load_weights(mms_decoder *d, const mms_weights *w, mms_error *
     if (!d->layers) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->n_layers; i++) TRY(mms_block_load(d->be, &c->block, w, &nm->block, i, &d->layers[i], err));
     snprintf(n, sizeof n, "%s.weight", nm->final_norm);
-    TRY(mms_load_vector(d->be, w, n, D, &d->norm_g, err));
-    if (c->block.norm == MMS_NORM_LAYER) {
+    if (c->final_norm) TRY(mms_load_vector(d->be, w, n, D, &d->norm_g, err));
+    if (c->final_norm && c->block.norm == MMS_NORM_LAYER) {
         snprintf(n, sizeof n, "%s.bias", nm->final_norm);
         TRY(mms_load_vector(d->be, w, n, D, &d->norm_b, err));
     }
@@ -418,7 +418,8 @@ static mms_status forward_chunk(mms_decoder_state *st, int64_t n_seqs, const int
     /* the normed rows go to s.h (compute dtype, sized for max_tokens rows) */
     mms_tensor th = mms_tensor_view(st->s.h, c->block.compute, 2, ne2);
     tin.device = th.device = be->device;
-    TRY(mms_block_norm(be, &c->block, &tin, &d->norm_g, &d->norm_b, &th, err));
+    if (c->final_norm) TRY(mms_block_norm(be, &c->block, &tin, &d->norm_g, &d->norm_b, &th, err));
+    else th = tin; /* post-LN OPT: the last block's output goes to lm_head as is */
     mms_tensor tl = mms_tensor_view(st->logits_dev ? st->logits_dev : logits, MMS_DTYPE_F32, 2, nel);
     tl.device = be->device;
     TRY(mms_op_linear(be, &th, &d->lm_head, MMS_ACT_NONE, NULL, &tl, err));
@@ -452,7 +453,13 @@ mms_status mms_decoder_forward(mms_decoder_state *st, int64_t n_seqs, const int6
                 return mms_error_set(err, MMS_ERR_VALUE, "token id %lld at row %lld is outside the vocabulary [0, %lld)",
                                      (long long)ids[r], (long long)r, (long long)V);
     }
-    if (M <= st->max_tokens) return forward_chunk(st, n_seqs, slots, n_new, ids, embeds, logits_all, logits, err);
+    /* dynamic RoPE: a call's frequencies follow its largest position, so sequences past the
+     * trained length run one at a time (each as if alone, like HF with a batch of one) */
+    int solo = 0;
+    if (c->rope.kind == MMS_ROPE_DYNAMIC && n_seqs > 1)
+        for (int64_t i = 0; i < n_seqs; i++)
+            if (st->len[slots[i]] + n_new[i] > c->max_pos) solo = 1;
+    if (M <= st->max_tokens && !solo) return forward_chunk(st, n_seqs, slots, n_new, ids, embeds, logits_all, logits, err);
     /* too many rows for one step: run each sequence in chunks of max_tokens rows */
     int64_t r0 = 0, out_row = 0;
     for (int64_t i = 0; i < n_seqs; i++) {

@@ -56,6 +56,7 @@ typedef struct mms_decoder_config {
     int learned_pos;        /* OPT: embed_positions, row = position + pos_offset           */
     int64_t pos_offset;
     int tie_embeddings;     /* lm_head = embed_tokens                                       */
+    int final_norm;         /* norm before lm_head (all but post-LN OPT)                    */
     int64_t bos_token_id, eos_token_id, pad_token_id; /* -1 when absent                    */
 } mms_decoder_config;
 

@@ -29,13 +29,22 @@ static mms_status parse_rope(const mms_json *j, const cJSON *o, const char *what
     mms_status rc;
     mms_rope_config *r = &c->rope;
     r->rot_dim = c->block.head_dim;
-    TRY(mms_json_float(j, o, what, "rope_theta", 10000.0, &r->theta, err));
     r->kind = MMS_ROPE_DEFAULT;
     r->factor = 1.0;
-    const cJSON *rs = mms_json_obj(o, "rope_scaling");
+    /* transformers >= 5 writes everything into "rope_parameters" (rope_theta included);
+     * older configs have top-level rope_theta and an optional "rope_scaling" */
+    const cJSON *rs = mms_json_obj(o, "rope_parameters");
+    const char *key = "rope_parameters";
+    if (rs) {
+        TRY(mms_json_float(j, rs, what, "rope_theta", 10000.0, &r->theta, err));
+    } else {
+        TRY(mms_json_float(j, o, what, "rope_theta", 10000.0, &r->theta, err));
+        rs = mms_json_obj(o, "rope_scaling");
+        key = "rope_scaling";
+    }
     if (!rs) return MMS_OK;
     char w2[96];
-    snprintf(w2, sizeof w2, "%s%srope_scaling", what ? what : "", what ? "." : "");
+    snprintf(w2, sizeof w2, "%s%s%s", what ? what : "", what ? "." : "", key);
     const char *type = NULL;
     TRY(mms_json_str(j, rs, w2, "rope_type", NULL, &type, err));
     if (!type) TRY(mms_json_str(j, rs, w2, "type", "default", &type, err));
@@ -128,6 +137,7 @@ mms_status mms_decoder_config_parse(const mms_json *j, const cJSON *o, const cha
         if (!bias || !affine || proj != hidden)
             return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: OPT variants without biases/affine norms or with word_embed_proj_dim != hidden_size are not supported", j->path);
         b->pre_norm = before;
+        c->final_norm = before; /* HF builds final_layer_norm only for pre-LN OPT */
         b->norm = MMS_NORM_LAYER;
         b->norm_eps = 1e-5f;
         b->gated = 0;
@@ -136,6 +146,7 @@ mms_status mms_decoder_config_parse(const mms_json *j, const cJSON *o, const cha
         c->rope.kind = MMS_ROPE_NONE;
     } else {
         TRY(mms_json_float(j, o, what, "rms_norm_eps", f->eps, &eps, err));
+        c->final_norm = 1;
         b->norm = MMS_NORM_RMS;
         b->norm_eps = (float)eps;
         b->gated = 1;
