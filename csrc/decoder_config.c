@@ -136,8 +136,10 @@ mms_status mms_decoder_config_parse(const mms_json *j, const cJSON *o, const cha
         TRY(mms_json_int(j, o, what, "word_embed_proj_dim", hidden, &proj, err));
         if (!bias || !affine || proj != hidden)
             return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: OPT variants without biases/affine norms or with word_embed_proj_dim != hidden_size are not supported", j->path);
+        int removed;
+        TRY(mms_json_bool(j, o, what, "_remove_final_layer_norm", 0, &removed, err));
         b->pre_norm = before;
-        c->final_norm = before; /* HF builds final_layer_norm only for pre-LN OPT */
+        c->final_norm = before && !removed; /* HF builds final_layer_norm only for pre-LN OPT */
         b->norm = MMS_NORM_LAYER;
         b->norm_eps = 1e-5f;
         b->gated = 0;
