@@ -208,6 +208,29 @@ def bench_tinyllama(threads, repeats, n_prompt=512, n_decode=128):
     st = _C.lm_state_new(lm._h, 1, n_prompt + n_decode + 8, "bfloat16", n_prompt)
     r["memory"] = dict(mem, **_C.lm_state_op(st, "info"))
     del tb, tf
+    r["peak_rss_child"] = peak_rss_child(path)
+    return r
+
+
+def peak_rss_child(path, n_prompt=512, n_decode=32):
+    """Peak RSS of a fresh process that loads the bf16 model, prefills n_prompt tokens and decodes
+    n_decode, against weights + KV cache (the issue's bound: <= +15%)."""
+    from common import run_child
+    code = f"""
+import resource, numpy as np, mmsuite
+from mmsuite import _C
+lm = mmsuite.load({path!r}, dtype="bfloat16", context_length={n_prompt + n_decode})
+st = _C.lm_state_new(lm._h, 1, {n_prompt + n_decode}, "bfloat16", {n_prompt})
+lg = _C.lm_forward(st, np.array([0]), np.array([{n_prompt}]), ids=np.arange(3, {n_prompt} + 3))
+for _ in range({n_decode}):
+    lg = _C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([int(lg[0].argmax())]))
+info = _C.lm_state_op(st, "info")
+print(repr(dict(rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, weights=lm.info["weight_bytes_mapped"],
+                owned=lm.info["weight_bytes_owned"], kv=info["kv_bytes"], scratch=info["scratch_bytes"])))
+"""
+    env = dict(os.environ, PYTHONPATH=os.environ.get("MMSUITE_SRC", os.path.join(os.path.dirname(__file__), "..")))
+    r = run_child(code, env)
+    r["rss_over_weights_plus_kv"] = r["rss"] / (r["weights"] + r["kv"]) - 1
     return r
 
 

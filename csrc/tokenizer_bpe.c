@@ -1,39 +1,27 @@
-/* tokenizer_bpe.c -- the CLIP BPE tokenizer of tokenizer.h: the pre-tokenizer, the merge
- * loop with its word cache, batch encoding to padded rows, and decoding (loading lives in
- * tokenizer_bpe_load.c).
+/* tokenizer_bpe.c -- the CLIP BPE tokenizer of tokenizer.h: the pre-tokenizer, BPE of a piece
+ * with its word cache, batch encoding to padded rows, and decoding (loading lives in
+ * tokenizer_bpe_load.c, the merge loop shared with the GPT-2 / HF tokenizers in bpe_merge.c).
  *
  * Symbols are token ids from the start: every byte symbol, "byte</w>" symbol and merge
  * result is a vocabulary entry, so a merge is a lookup (left id, right id) -> (rank,
  * result id) in an integer hash map and no strings are built while encoding. */
 #include "tokenizer_bpe_internal.h"
 
-void mms_bpe_tokenizer_free(mms_bpe_tokenizer *t) {
-    if (!t) return;
-    mms_free(t->cache);
-    mms_free(t->pool);
-    mms_free(t->str_off);
-    mms_free(t->str_len);
-    mms_free(t->bytes);
-    mms_free(t->bytes_off);
-    mms_free(t->vocab_slots);
-    mms_free(t->merges.slots);
-    mms_free(t);
-}
+#include "pretok.h"
 
 /* ==== properties =========================================================================== */
 
-int64_t mms_bpe_tokenizer_vocab_size(const mms_bpe_tokenizer *t) { return t->vocab_size; }
-int64_t mms_bpe_tokenizer_n_merges(const mms_bpe_tokenizer *t) { return t->n_merges; }
+int64_t mms_bpe_tokenizer_vocab_size(const mms_bpe_tokenizer *t) { return t->m.vocab_size; }
+int64_t mms_bpe_tokenizer_n_merges(const mms_bpe_tokenizer *t) { return t->m.n_merges; }
 int64_t mms_bpe_tokenizer_sot_id(const mms_bpe_tokenizer *t) { return t->sot_id; }
 int64_t mms_bpe_tokenizer_eot_id(const mms_bpe_tokenizer *t) { return t->eot_id; }
 
 int64_t mms_bpe_tokenizer_token_to_id(const mms_bpe_tokenizer *t, const char *token, size_t len) {
-    return vocab_find(t, token, len);
+    return vocab_find(&t->m, token, len);
 }
 
 const char *mms_bpe_tokenizer_id_to_token(const mms_bpe_tokenizer *t, int64_t id) {
-    if (id < 0 || id >= t->vocab_size || t->str_off[id] < 0) return NULL;
-    return t->pool + t->str_off[id];
+    return bpe_model_token(&t->m, id, NULL);
 }
 
 /* ==== pre-tokenizer ========================================================================= */
@@ -49,27 +37,11 @@ const char *mms_bpe_tokenizer_id_to_token(const mms_bpe_tokenizer *t, int64_t id
 
 enum { PIECE_END, PIECE_WORD, PIECE_SOT, PIECE_EOT, PIECE_BAD };
 
-/* Case-insensitive match of the ASCII pattern pat at s[0..n); returns bytes matched or 0. */
-static size_t match_ci(const uint8_t *s, size_t n, const char *pat) {
-    size_t j = 0;
-    for (; *pat; pat++) {
-        if (j < n && (s[j] | ((s[j] >= 'A' && s[j] <= 'Z') ? 0x20 : 0)) == (uint8_t)*pat) j++;
-        else if (*pat == 's' && j + 1 < n && s[j] == 0xC5 && s[j + 1] == 0xBF) j += 2; /* U+017F */
-        else return 0;
-    }
-    return j;
-}
-
 /* Class of the character at s[0..n) (length in *l, 0 if ill-formed); U+0345 -> -1. */
 static inline int char_class(const uint8_t *s, size_t n, int *l) {
-    if (s[0] < 0x80) {
-        *l = 1;
-        return (int)mms_unicode_class(s[0]);
-    }
     uint32_t cp;
-    *l = mms_utf8_next(s, n, &cp);
-    if (*l == 0) return MMS_UCLASS_OTHER;
-    return cp == 0x345 ? -1 : (int)mms_unicode_class(cp);
+    int cls = mms_pretok_class(s, n, l, &cp);
+    return *l && cp == 0x345 ? -1 : cls;
 }
 
 /* Next piece at or after *pos: [*start, *end) and its kind; *pos moves past it.
@@ -81,13 +53,13 @@ static int next_piece(const uint8_t *s, size_t n, size_t *pos, size_t *start, si
         size_t m = 0;
         int kind = PIECE_WORD;
         if (s[i] == '<') {
-            if ((m = match_ci(s + i, n - i, SOT_STRING)))
+            if ((m = mms_pretok_match_ci(s + i, n - i, SOT_STRING)))
                 kind = m == sizeof SOT_STRING - 1 && !memcmp(s + i, SOT_STRING, m) ? PIECE_SOT : kind;
-            else if ((m = match_ci(s + i, n - i, EOT_STRING)))
+            else if ((m = mms_pretok_match_ci(s + i, n - i, EOT_STRING)))
                 kind = m == sizeof EOT_STRING - 1 && !memcmp(s + i, EOT_STRING, m) ? PIECE_EOT : kind;
         } else if (s[i] == '\'') {
             for (size_t c = 0; c < sizeof contractions / sizeof *contractions && !m; c++)
-                m = match_ci(s + i, n - i, contractions[c]);
+                m = mms_pretok_match_ci(s + i, n - i, contractions[c]);
         }
         if (!m) {
             int l, cls = char_class(s + i, n - i, &l);
@@ -116,109 +88,15 @@ static int next_piece(const uint8_t *s, size_t n, size_t *pos, size_t *start, si
     return PIECE_END;
 }
 
-/* ==== BPE merge loop ========================================================================= */
+/* ==== BPE ================================================================================== */
 
-/* Per-call scratch, grown to the longest piece seen; nothing is allocated per piece. */
-typedef struct bpe_work {
-    int32_t *id, *next, *prev; /* (cap,) symbol i: token id (-1 once merged away), links */
-    int32_t *merged;           /* (cap,) symbols created in the current pass */
-    uint64_t *heap;            /* (3 * cap,) rank << 32 | symbol, a binary min-heap */
-    size_t cap;
-} bpe_work;
-
-static void work_free(bpe_work *w) {
-    mms_free(w->id);
-    mms_free(w->next);
-    mms_free(w->prev);
-    mms_free(w->merged);
-    mms_free(w->heap);
-    memset(w, 0, sizeof *w);
-}
-
-static int work_reserve(bpe_work *w, size_t n) {
-    if (n <= w->cap) return 0;
-    size_t cap = n < 64 ? 64 : n + n / 2;
-    work_free(w);
-    w->id = mms_malloc(cap * sizeof *w->id);
-    w->next = mms_malloc(cap * sizeof *w->next);
-    w->prev = mms_malloc(cap * sizeof *w->prev);
-    w->merged = mms_malloc(cap * sizeof *w->merged);
-    w->heap = mms_malloc(3 * cap * sizeof *w->heap);
-    if (!w->id || !w->next || !w->prev || !w->merged || !w->heap) {
-        work_free(w);
-        return -1;
-    }
-    w->cap = cap;
-    return 0;
-}
-
-static inline void heap_push(uint64_t *h, size_t *n, uint64_t v) {
-    size_t i = (*n)++;
-    while (i > 0 && h[(i - 1) / 2] > v) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h[i] = v;
-}
-
-static inline uint64_t heap_pop(uint64_t *h, size_t *n) {
-    uint64_t top = h[0], v = h[--(*n)];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && h[c + 1] < h[c]) c++;
-        if (h[c] >= v) break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = v;
-    return top;
-}
-
-static inline void push_pair(const mms_bpe_tokenizer *t, bpe_work *w, size_t *hn, int32_t i) {
-    const merge_slot *m = merge_find(&t->merges, w->id[i], w->id[w->next[i]]);
-    if (m) heap_push(w->heap, hn, (uint64_t)(uint32_t)m->rank << 32 | (uint32_t)i);
-}
-
-/* BPE of one piece s[0..n), n >= 1 (the hot loop). Final ids go to w->id[0..count), the
- * count is returned. Like the reference, each pass takes the lowest-ranked pair present and
- * merges all its non-overlapping occurrences left to right; pairs formed by the pass enter
- * the queue only after it, so the result matches even for merges listed out of order. */
+/* BPE of one piece s[0..n), n >= 1: its bytes as symbols, "</w>" on the last one, merged as
+ * the reference does (BPE_MERGE_PASS). Final ids go to w->id[0..count), the count is
+ * returned. */
 static size_t bpe_piece(const mms_bpe_tokenizer *t, bpe_work *w, const uint8_t *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        w->id[i] = t->byte_id[s[i]];
-        w->next[i] = (int32_t)i + 1;
-        w->prev[i] = (int32_t)i - 1;
-    }
+    for (size_t i = 0; i < n; i++) w->id[i] = t->byte_id[s[i]];
     w->id[n - 1] = t->byte_eow_id[s[n - 1]];
-    w->next[n - 1] = -1;
-    size_t hn = 0;
-    for (size_t i = 0; i + 1 < n; i++) push_pair(t, w, &hn, (int32_t)i);
-    while (hn) {
-        uint32_t rank = (uint32_t)(w->heap[0] >> 32);
-        size_t n_merged = 0;
-        while (hn && (uint32_t)(w->heap[0] >> 32) == rank) {
-            int32_t i = (int32_t)(uint32_t)heap_pop(w->heap, &hn);
-            int32_t j = w->next[i];
-            if (w->id[i] < 0 || j < 0) continue; /* stale: merged away */
-            const merge_slot *m = merge_find(&t->merges, w->id[i], w->id[j]);
-            if (!m || (uint32_t)m->rank != rank) continue; /* stale: pair changed */
-            w->id[i] = m->result;
-            w->id[j] = -1;
-            w->next[i] = w->next[j];
-            if (w->next[j] >= 0) w->prev[w->next[j]] = i;
-            w->merged[n_merged++] = i;
-        }
-        for (size_t k = 0; k < n_merged; k++) {
-            int32_t i = w->merged[k];
-            if (w->prev[i] >= 0) push_pair(t, w, &hn, w->prev[i]);
-            if (w->next[i] >= 0) push_pair(t, w, &hn, i);
-        }
-    }
-    size_t count = 0;
-    for (int32_t i = 0; i >= 0; i = w->next[i]) w->id[count++] = w->id[i];
-    return count;
+    return mms_bpe_merge(&t->m.merges, w, n, BPE_MERGE_PASS);
 }
 
 /* ==== encoding =============================================================================== */
@@ -292,7 +170,7 @@ static mms_status encode_text(const mms_bpe_tokenizer *t, bpe_work *w, const cha
             mms_sink_put(out, kind == PIECE_SOT ? t->sot_id : t->eot_id);
             continue;
         }
-        if (b - a > w->cap && work_reserve(w, b - a))
+        if (b - a > w->cap && mms_bpe_work_reserve(w, b - a))
             return mms_error_set(err, MMS_ERR_NOMEM, "encode: out of memory (piece of %zu bytes)", b - a);
         encode_piece(t, w, s + a, b - a, out);
     }
@@ -303,9 +181,9 @@ mms_status mms_bpe_tokenizer_encode_into(const mms_bpe_tokenizer *t, const char 
                                          mms_error *err) {
     bpe_work w = {0};
     mms_id_sink out = {ids, ids ? cap : 0, 0, 0};
-    if (work_reserve(&w, 64)) return mms_error_set(err, MMS_ERR_NOMEM, "encode: out of memory");
+    if (mms_bpe_work_reserve(&w, 64)) return mms_error_set(err, MMS_ERR_NOMEM, "encode: out of memory");
     mms_status st = encode_text(t, &w, text, len, &out, err);
-    work_free(&w);
+    mms_bpe_work_free(&w);
     *n_ids = out.n;
     return st;
 }
@@ -375,7 +253,7 @@ mms_status mms_bpe_tokenizer_encode_batch(const mms_bpe_tokenizer *t, const char
 #pragma omp parallel num_threads(nt)
     {
         bpe_work w = {0};
-        int ok = work_reserve(&w, 64) == 0;
+        int ok = mms_bpe_work_reserve(&w, 64) == 0;
         if (!ok) {
 #pragma omp atomic write
             nomem = 1;
@@ -388,7 +266,7 @@ mms_status mms_bpe_tokenizer_encode_batch(const mms_bpe_tokenizer *t, const char
                                        mask ? mask + i * L : NULL, &totals[i], &e);
             if (st) mms_batch_note_error(i, &e, &bad, &bad_err);
         }
-        work_free(&w);
+        mms_bpe_work_free(&w);
     }
     mms_status st = nomem ? mms_error_set(err, MMS_ERR_NOMEM, "encode_batch: out of memory")
                           : mms_batch_status(n, bad, &bad_err, p.truncate, totals, L, err);
@@ -405,9 +283,9 @@ mms_status mms_bpe_tokenizer_decode(const mms_bpe_tokenizer *t, const int64_t *i
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         int64_t id = ids[i];
-        if (id < 0 || id >= t->vocab_size || t->str_off[id] < 0)
+        if (id < 0 || id >= t->m.vocab_size || t->m.str_off[id] < 0)
             return mms_error_set(err, MMS_ERR_VALUE, "decode: id %lld at position %zu is not in the "
-                                 "vocabulary [0, %d)", (long long)id, i, (int)t->vocab_size);
+                                 "vocabulary [0, %d)", (long long)id, i, (int)t->m.vocab_size);
         total += (size_t)(t->bytes_off[id + 1] - t->bytes_off[id]);
     }
     uint8_t *raw = mms_malloc(total + 1);

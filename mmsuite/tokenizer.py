@@ -17,6 +17,12 @@ SentencePiece models (SigLIP / T5 ``spiece.model``, Llama / Mistral ``tokenizer.
 C too (``mmsuite._C.SentencePiece``, csrc/sentencepiece.h, sentencepiece-library semantics);
 :class:`SiglipTokenizer` adds transformers' SiglipTokenizer text rules on top in Python.
 
+GPT-2 / OPT files (vocab.json + merges.txt, encoder.json + vocab.bpe) and Hugging Face
+``tokenizer.json`` files (Llama, Mistral, Qwen2, LLaVA, ...) run in C too
+(``mmsuite._C.HFTokenizer``, csrc/tokenizer_hf.h): :class:`GPT2Tokenizer`, :class:`HFTokenizer`
+and the streaming detokenizer :class:`StreamDecoder` live in mmsuite/tokenizer_hf.py and are
+re-exported here.
+
 ``load_tokenizer(path)`` picks the tokenizer class for a checkpoint.
 """
 import gzip
@@ -37,7 +43,8 @@ try:
 except ImportError:  # optional at run time: the identity then, as the *_noftfy fixtures
     ftfy = None
 
-__all__ = ["CLIPTokenizer", "SentencePieceTokenizer", "SiglipTokenizer", "load_tokenizer", "CLIP_CONTEXT_LENGTH"]
+__all__ = ["CLIPTokenizer", "SentencePieceTokenizer", "SiglipTokenizer", "HFTokenizer", "GPT2Tokenizer",
+           "StreamDecoder", "load_tokenizer", "CLIP_CONTEXT_LENGTH"]
 
 CLIP_CONTEXT_LENGTH = 77
 BUNDLED_CLIP_VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "bpe_simple_vocab_16e6.txt.gz")
@@ -553,9 +560,28 @@ def _sp_class_for(kind):
     return SiglipTokenizer if kind == "SiglipTokenizer" else SentencePieceTokenizer
 
 
+def _is_clip_vocab(path):
+    """Does vocab.json hold CLIP's end-of-word tokens ("x</w>")? (GPT-2's has none.)"""
+    try:
+        with open(path, "rb") as f:
+            return b'</w>"' in f.read()
+    except OSError:
+        return True  # let the CLIP loader report it
+
+
+_GPT2_CLASSES = ("GPT2Tokenizer",)
+_NOT_TOKENIZER_JSON = ("SiglipTokenizer", "T5Tokenizer", "CLIPTokenizer")  # read from their own files
+
+
 def load_tokenizer(path, **kwargs):
     """The tokenizer of a checkpoint directory or tokenizer file.
 
+    * Hugging Face ``tokenizer.json`` (a directory holding one, unless its tokenizer_class is
+      CLIP, SigLIP or T5, or the file itself): :class:`HFTokenizer` (BPE models; others raise
+      UnsupportedError naming the file and feature).
+    * GPT-2 / OPT: a directory with vocab.json + merges.txt whose vocabulary is not CLIP's (or
+      whose tokenizer_class is GPT2Tokenizer), or with encoder.json + vocab.bpe:
+      :class:`GPT2Tokenizer`.
     * CLIP BPE: an HF directory with vocab.json + merges.txt, OpenAI's
       ``bpe_simple_vocab_16e6.txt.gz``, or an OpenCLIP directory (open_clip_config.json), which
       gets OpenAI's vocabulary bundled in mmsuite/data, as open_clip does, with its text
@@ -573,15 +599,29 @@ def load_tokenizer(path, **kwargs):
         config_path = os.path.join(path, "tokenizer_config.json")
         config = _read_json(config_path) or {}
         kind = config.get("tokenizer_class")
+        base = str(kind or "")
+        base = base[:-4] if base.endswith("Fast") else base
+        siglip = (_read_json(os.path.join(path, "config.json")) or {}).get("model_type") == "siglip"
+        if (os.path.exists(os.path.join(path, "tokenizer.json")) and base not in _NOT_TOKENIZER_JSON
+                and not (siglip and not base)):
+            return HFTokenizer.from_pretrained(path, **kwargs)
         sp_cls = _sp_class_for(kind) if kind else None
         if sp_cls is not None:
             return sp_cls.from_pretrained(path, **kwargs)
-        if kind and not str(kind).startswith("CLIPTokenizer"):
-            raise UnsupportedError(f"{config_path}: tokenizer_class {kind!r} is not supported "
-                                   "(mmsuite reads CLIP BPE and SentencePiece tokenizers: CLIPTokenizer, "
-                                   f"{', '.join(_SP_TOKENIZER_CLASSES)})")
-        if os.path.exists(os.path.join(path, "vocab.json")) or os.path.exists(os.path.join(path, "merges.txt")):
+        if base in _GPT2_CLASSES and _is_gpt2_dir(path):
+            return GPT2Tokenizer.from_pretrained(path, **kwargs)
+        if kind and base != "CLIPTokenizer":
+            raise UnsupportedError(f"{config_path}: tokenizer_class {kind!r} is not supported without a tokenizer.json "
+                                   "(mmsuite reads CLIP BPE, GPT-2 BPE and SentencePiece tokenizers: CLIPTokenizer, "
+                                   f"GPT2Tokenizer, {', '.join(_SP_TOKENIZER_CLASSES)})")
+        vocab_json = os.path.join(path, "vocab.json")
+        if (not kind and os.path.exists(os.path.join(path, "merges.txt")) and os.path.exists(vocab_json)
+                and not _is_clip_vocab(vocab_json)):
+            return GPT2Tokenizer.from_pretrained(path, **kwargs)
+        if os.path.exists(vocab_json) or os.path.exists(os.path.join(path, "merges.txt")):
             return CLIPTokenizer.from_pretrained(path, **kwargs)
+        if _is_gpt2_dir(path):  # OpenAI's encoder.json + vocab.bpe
+            return GPT2Tokenizer.from_pretrained(path, **kwargs)
         gz = os.path.join(path, "bpe_simple_vocab_16e6.txt.gz")
         if os.path.exists(gz):  # OpenAI's own vocabulary file shipped next to the weights
             tok = CLIPTokenizer.from_pretrained(gz, **kwargs)
@@ -604,16 +644,25 @@ def load_tokenizer(path, **kwargs):
                 return SiglipTokenizer.from_pretrained(path, **kwargs)
             return SentencePieceTokenizer.from_pretrained(path, **kwargs)
         if os.path.exists(os.path.join(path, "tokenizer.json")):
-            raise UnsupportedError(f"{os.path.join(path, 'tokenizer.json')}: a tokenizer.json without "
-                                   "vocab.json + merges.txt or a SentencePiece model is not supported")
-        raise FileNotFoundError(2, "No tokenizer files (vocab.json + merges.txt, spiece.model or "
-                                   "tokenizer.model) in", path)
+            raise UnsupportedError(f"{os.path.join(path, 'tokenizer.json')}: a {base} tokenizer.json without "
+                                   "its SentencePiece model or vocab.json + merges.txt is not supported")
+        raise FileNotFoundError(2, "No tokenizer files (tokenizer.json, vocab.json + merges.txt, encoder.json + "
+                                   "vocab.bpe, spiece.model or tokenizer.model) in", path)
     if not os.path.exists(path):
         raise FileNotFoundError(2, "No such tokenizer file or directory", path)
     name = os.path.basename(path)
+    if name == "tokenizer.json":
+        return HFTokenizer.from_pretrained(path, **kwargs)
+    if name in ("encoder.json", "vocab.bpe"):
+        return GPT2Tokenizer.from_pretrained(os.path.dirname(path) or ".", **kwargs)
     if name.endswith(".gz") or name.startswith("bpe_simple_vocab") or name in ("vocab.json", "merges.txt"):
         return CLIPTokenizer.from_pretrained(path, **kwargs)
     if name.endswith(".model") or ".model." in name:  # spiece.model, tokenizer.model.v3
         return SentencePieceTokenizer.from_pretrained(path, **kwargs)
     raise UnsupportedError(f"{path}: this tokenizer file is not supported (mmsuite reads CLIP BPE: "
-                           "bpe_simple_vocab_16e6.txt.gz or vocab.json + merges.txt; SentencePiece: *.model)")
+                           "bpe_simple_vocab_16e6.txt.gz or vocab.json + merges.txt; SentencePiece: *.model; "
+                           "tokenizer.json; GPT-2: encoder.json + vocab.bpe)")
+
+
+# The GPT-2 / tokenizer.json classes live in tokenizer_hf.py (which uses the helpers above).
+from .tokenizer_hf import GPT2Tokenizer, HFTokenizer, StreamDecoder, _is_gpt2_dir  # noqa: E402
