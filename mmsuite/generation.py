@@ -80,36 +80,12 @@ class GenerationOutput:
     prompt_lengths: Optional[List[int]] = None
 
 
-class TextStreamer:
-    """Incremental detokenizer: feed ids, get text deltas that only ever hold complete
-    characters (a byte-fallback or byte-level token can end inside a UTF-8 sequence; such a
-    tail is held back until the next token completes it). Concatenated deltas + ``flush()``
-    equal ``tokenizer.decode(all ids)``."""
-
-    def __init__(self, tokenizer, skip_special_tokens=True):
-        self.tok = tokenizer
-        self.skip = skip_special_tokens
-        self.ids: List[int] = []
-        self.emitted = 0
-
-    def push(self, token_id) -> str:
-        self.ids.append(int(token_id))
-        text = self.tok.decode(self.ids, skip_special_tokens=self.skip)
-        # an incomplete UTF-8 sequence at the end decodes to U+FFFD: hold it back
-        end = len(text)
-        while end > self.emitted and text[end - 1] == "\ufffd":
-            end -= 1
-        if end < self.emitted:
-            return ""
-        delta = text[self.emitted:end]
-        self.emitted = end
-        return delta
-
-    def flush(self) -> str:
-        text = self.tok.decode(self.ids, skip_special_tokens=self.skip)
-        delta = text[self.emitted:]
-        self.emitted = len(text)
-        return delta
+def TextStreamer(tokenizer, skip_special_tokens=True):
+    """Incremental detokenizer: ``push(id)`` -> text delta, ``flush()`` -> the rest; deltas only
+    hold text no later token can change (split UTF-8 characters, byte-fallback runs), and
+    concatenated they equal ``tokenizer.decode(all ids)``. See tokenizer_hf.StreamDecoder."""
+    from .tokenizer_hf import StreamDecoder
+    return StreamDecoder(tokenizer, skip_special_tokens=skip_special_tokens)
 
 
 def _stop_hit(text: str, stops) -> int:

@@ -226,3 +226,36 @@ def test_state_outlives_unload():
     with pytest.raises(RuntimeError, match="unloaded"):
         _C.lm_state_new(h, 1, 8)
     del st  # frees the weights now
+
+
+# ---- with a real tokenizer.json (tools/make_llava_tokenizers.py) -------------------------------
+
+def _with_tokenizer(case, name, tmp_path):
+    d = tmp_path / name
+    d.mkdir()
+    for f in os.listdir(os.path.join(case, "model")):
+        os.symlink(os.path.join(case, "model", f), d / f)
+    tdir = os.path.join(HERE, "data", "llava_tokenizers", name)
+    for f in os.listdir(tdir):
+        os.symlink(os.path.join(tdir, f), d / f)
+    return mmsuite.load(str(d))
+
+
+@pytest.mark.parametrize("case,name", [(L15, "llava15"), (NEXT, "llava_next")])
+def test_ask_end_to_end_with_tokenizer_json(case, name, tmp_path):
+    m = _with_tokenizer(case, name, tmp_path)
+    assert type(m.tokenizer).__name__ == "HFTokenizer"
+    img = [os.path.join(case, f) for f in os.listdir(case) if f.endswith(".png")][0]
+    q = "What colour is the sky? \u00e9t\u00e9 \u2603"
+    prompt = m._render([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}])
+    ids = m.tokenizer.encode(prompt)
+    assert ids.count(m.image_token_id) == 1  # "<image>" is one special token before expansion
+    text = m.ask(img, q, max_new_tokens=24, eos_token_id=[])
+    deltas = list(m.ask(img, q, max_new_tokens=24, eos_token_id=[], stream=True))
+    assert "".join(deltas) == text
+    out = m.generate(ids, images=[img], max_new_tokens=24, eos_token_id=[])
+    assert m.tokenizer.decode(out.sequences[0], skip_special_tokens=True) == text
+    # the expanded prompt fed to the model has the processor's image-token count
+    full_ids, emb = m.build_prompt(ids, [img])
+    n_ref = int((np.load(os.path.join(case, "input_ids.npy")) == m.image_token_id).sum())
+    assert full_ids.count(m.image_token_id) == n_ref and emb.shape == (len(full_ids), m.info["hidden_size"])
