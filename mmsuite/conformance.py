@@ -205,10 +205,9 @@ def run_llava_case(case_dir, case, dtype, device="cpu"):
     """LLaVA / LLaVA-NeXT: vision features, projector, packing, merged embeddings, teacher-forced
     logits (one prefill, and prompt + generated through the KV cache) and greedy ids."""
     from .llava import load_language_model
-    if device != "cpu":
-        raise CaseError(f"{case_dir}: llava cases run on the CPU backend only")
     files = case["files"]
-    model = load_language_model(os.path.join(case_dir, case.get("model", {}).get("dir", "model")), dtype=dtype)
+    model = load_language_model(os.path.join(case_dir, case.get("model", {}).get("dir", "model")), dtype=dtype,
+                                device=device)
     run = case.get("run", {})
 
     def npy(name):
@@ -243,10 +242,13 @@ def run_llava_case(case_dir, case, dtype, device="cpu"):
     full = np.concatenate([ids[0], new])
     out["full_ids"] = full[None]
     out["full_attention_mask"] = np.ones_like(full)[None]
-    # teacher forcing through the cache: prefill the prompt, then feed the generated ids
-    st = _C.lm_state_new(model._h, 1, len(full), model.kv_dtype, 512)
+    # teacher forcing through the cache over the REFERENCE full ids (prompt + golden new ids), so a
+    # bf16 run whose own greedy ids diverge is still compared position by position
+    ref_full = npy("full_ids.npy")
+    forced = ref_full[0, ids.shape[1]:] if ref_full is not None else new
+    st = _C.lm_state_new(model._h, 1, ids.shape[1] + len(forced), model.kv_dtype, 512)
     first = _C.lm_forward(st, np.array([0]), np.array([len(ids[0])]), embeds=emb, logits_all=True)
-    rest = [_C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([t])) for t in new]
+    rest = [_C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([t])) for t in forced]
     out["logits_prompt_plus_generated"] = np.concatenate([first] + rest)[None]
     if "pixel_values_recomputed.npy" in files:
         images = [os.path.join(case_dir, f) for f in run.get("images", [])]
