@@ -134,9 +134,12 @@ class BuildExt(build_ext):
             nvcc = CUDA[0]
             out_dir = os.path.join(self.build_temp, "cuda")
             os.makedirs(out_dir, exist_ok=True)
+            # a .cu object is stale when its source or any header it may include changed
+            headers = glob.glob("csrc/cuda/*.h") + glob.glob("csrc/cuda/*.cuh")
             for src in cu_sources:
                 obj = os.path.join(out_dir, os.path.basename(src) + ".o")
-                if not os.path.exists(obj) or os.path.getmtime(obj) < os.path.getmtime(src):
+                newest = max(os.path.getmtime(p) for p in [src] + headers)
+                if self.force or not os.path.exists(obj) or os.path.getmtime(obj) < newest:
                     cmd = [nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-Icsrc",
                            "-gencode", "arch=compute_80,code=sm_80",
                            "-gencode", "arch=compute_90,code=sm_90",

@@ -1,5 +1,13 @@
-"""GPU throughput: mmsuite device='cuda' vs PyTorch + transformers CLIPModel on the same GPU and
-weights (fp32 and bf16 autocast), interleaved repeats, median. Run by tools/gpu_check.sh."""
+"""GPU throughput: mmsuite device='cuda' vs PyTorch + transformers on the same GPU and weights,
+interleaved repeats, median. Run by tools/gpu_check.sh.
+
+1. Decoder (BENCH_LLM=0 skips it): TinyLlama-1.1B-shaped Llama, random bf16 weights (written once,
+   drawn on the GPU): prefill tokens/s of a 512-token prompt and greedy decode tokens/s over 128
+   tokens, mmsuite bf16 (bf16 KV cache) vs transformers LlamaForCausalLM bf16 (sdpa), plus the
+   agreement of the two's last-position logits.
+2. CLIP image encoder (BENCH_SHAPES, default b32,l14-336) at batch 1 / 8 / 32, fp32 and bf16 vs
+   CLIPModel fp32 and bf16 autocast."""
+import inspect
 import json
 import os
 import sys
@@ -13,12 +21,108 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_clip import SHAPES, make_checkpoint  # noqa: E402
 
 
+def bench_decoder(root, n_prompt=512, n_decode=128, repeats=3):
+    import torch
+    from transformers import LlamaForCausalLM
+    import mmsuite
+    from mmsuite import _C
+    import bench_llm
+    bench_llm.CACHE = root
+    t0 = time.perf_counter()
+    path = bench_llm.ensure_llama("tinyllama-bf16", bench_llm.TINYLLAMA)
+    t_ckpt = time.perf_counter() - t0
+    V = bench_llm.TINYLLAMA["vocab_size"]
+    prompt = np.random.default_rng(0).integers(3, V, size=n_prompt).astype(np.int64)
+    n_ctx = n_prompt + n_decode + 8
+    t0 = time.perf_counter()
+    lm = mmsuite.load(path, device="cuda", dtype="bfloat16", context_length=n_ctx)
+    t_load = time.perf_counter() - t0
+    tm = LlamaForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+    tids = torch.from_numpy(prompt)[None].cuda()
+
+    def mm_prefill():
+        st = _C.lm_state_new(lm._h, 1, n_ctx, "bfloat16", n_prompt)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        lg = _C.lm_forward(st, np.array([0]), np.array([n_prompt]), ids=prompt)  # downloads: synchronized
+        return time.perf_counter() - t, st, lg
+
+    def mm_decode():
+        _, st, lg = mm_prefill()
+        nxt = int(np.argmax(lg[0]))
+        t = time.perf_counter()
+        for _ in range(n_decode):
+            lg = _C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([nxt]))
+            nxt = int(np.argmax(lg[0]))
+        return time.perf_counter() - t
+
+    params = inspect.signature(tm.forward).parameters
+    cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # last position only, as mmsuite
+
+    def cache_of(out):
+        return getattr(out, "cache", None) if cache_kw == "cache" else out.past_key_values
+
+    def torch_call(ids, cache=None):
+        kw = {cache_kw: cache} if cache is not None else {}
+        return tm(ids, use_cache=True, **keep, **kw)
+
+    def torch_prefill():
+        with torch.inference_mode():
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            out = torch_call(tids)
+            last = out.logits[0, -1].float().cpu()
+            return time.perf_counter() - t, out, last
+
+    def torch_decode():
+        _, out, _ = torch_prefill()
+        pkv, nxt = cache_of(out), out.logits[:, -1].argmax(-1, keepdim=True)
+        with torch.inference_mode():
+            t = time.perf_counter()
+            for _ in range(n_decode):
+                out = torch_call(nxt, pkv)
+                pkv, nxt = cache_of(out), out.logits[:, -1].argmax(-1, keepdim=True)
+            torch.cuda.synchronize()
+            return time.perf_counter() - t
+
+    _, _, mm_last = mm_prefill()
+    _, _, t_last = torch_prefill()
+    ref = t_last.numpy()
+    agree = {"scaled_max_diff": float(np.abs(mm_last[0] - ref).max() / np.abs(ref).max()),
+             "top1_equal": bool(int(mm_last[0].argmax()) == int(ref.argmax()))}
+    times = {k: [] for k in ("mm_prefill", "torch_prefill", "mm_decode", "torch_decode")}
+    for _ in range(repeats):
+        times["mm_prefill"].append(mm_prefill()[0])
+        times["torch_prefill"].append(torch_prefill()[0])
+        times["mm_decode"].append(mm_decode())
+        times["torch_decode"].append(torch_decode())
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    r = {"section": "decoder", "model": "TinyLlama-1.1B-shaped Llama, random bf16", "prompt_tokens": n_prompt,
+         "decode_tokens": n_decode,
+         "prefill_tok_s": {"mmsuite_bf16": round(n_prompt / med["mm_prefill"], 1),
+                           "torch_bf16": round(n_prompt / med["torch_prefill"], 1)},
+         "decode_tok_s": {"mmsuite_bf16": round(n_decode / med["mm_decode"], 1),
+                          "torch_bf16": round(n_decode / med["torch_decode"], 1)},
+         "last_logits_vs_torch": agree, "checkpoint_s": round(t_ckpt, 1), "mmsuite_load_s": round(t_load, 1)}
+    r["prefill_speedup"] = round(med["torch_prefill"] / med["mm_prefill"], 2)
+    r["decode_speedup"] = round(med["torch_decode"] / med["mm_decode"], 2)
+    print(json.dumps(r), flush=True)
+    lm.unload()
+    del tm
+    torch.cuda.empty_cache()
+
+
 def main():
     import torch
     from transformers import CLIPModel
     import mmsuite
     root = os.environ.get("BENCH_CACHE", "/tmp/mmsuite-bench")
     print(json.dumps({"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}), flush=True)
+    if os.environ.get("BENCH_LLM", "1") != "0":
+        t0 = time.perf_counter()
+        bench_decoder(root)
+        print(json.dumps({"section": "decoder", "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
     for shape in os.environ.get("BENCH_SHAPES", "b32,l14-336").split(","):
         path = make_checkpoint(shape, root)
         S = SHAPES[shape]["vision"]["image_size"]

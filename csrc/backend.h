@@ -74,6 +74,8 @@ typedef struct mms_backend_vtable {
     mms_status (*upload)(mms_backend *be, void *dst, const void *src_host, size_t n, mms_error *err);
     mms_status (*download)(mms_backend *be, void *dst_host, const void *src, size_t n, mms_error *err);
     mms_status (*sync)(mms_backend *be, mms_error *err);
+    /* n bytes from src to dst, both on the device (memcpy on the host; stream-ordered on CUDA) */
+    mms_status (*copy)(mms_backend *be, void *dst, const void *src, size_t n, mms_error *err);
 
     /* y (M, N) = act(x (M, K) W^T + b) [+ residual (M, N), F32].  x, y: F32 or BF16. */
     mms_status (*linear)(mms_backend *be, const mms_tensor *x, const mms_linear *L, mms_act act,

@@ -12,7 +12,9 @@ struct mms_decoder {
     mms_decoder_config cfg;
     mms_backend *be;
     mms_dtype dtype;
-    mms_tensor embed;           /* (V, D) as stored (F32/F16/BF16), borrowed from the mmap (CPU)  */
+    mms_tensor embed;           /* (V, D) on the backend: the mmap view as stored (CPU), else a
+                                   device copy (BF16 tables stay BF16, others become F32)          */
+    mms_tensor embed_host;      /* (V, D) as stored, borrowed from the mmap: host lookups          */
     mms_tensor pos_embed;       /* (max_pos + offset, D) F32: OPT's learned positions            */
     mms_block_weights *layers;  /* (n_layers)                                                     */
     mms_tensor norm_g, norm_b;  /* (D) final norm                                                 */
@@ -33,6 +35,7 @@ struct mms_decoder_state {
     float *logits_dev;          /* (max_tokens, V) on non-host backends only                       */
     int64_t *pos;               /* (max_tokens) host                                              */
     int64_t *ids_tmp;           /* (max_tokens) host                                              */
+    int64_t *ids_dev;           /* (max_tokens) token ids on non-host backends                    */
     float *inv_freq;            /* (rot_dim / 2) per-call frequencies (dynamic RoPE)              */
     int64_t kv_bytes, scratch_bytes;
 };
@@ -116,12 +119,13 @@ static mms_status load_weights(mms_decoder *d, const mms_weights *w, mms_error *
 #define TRY(e) do { if ((rc = (e)) != MMS_OK) return rc; } while (0)
     mms_tensor t;
     TRY(get_shaped(w, nm->embed, V, D, &t, err));
+    d->embed_host = t; /* rows are converted per call: keep the table as stored (borrowed) */
     if (d->be->device == MMS_DEVICE_CPU) {
-        d->embed = t; /* rows are converted per call: keep the table as stored (borrowed) */
-    } else {
-        rc = mms_vector_prepare(d->be, &t, &d->embed, err);
-        mms_tensor_release(&t);
-        if (rc != MMS_OK) return rc;
+        d->embed = t;
+        mms_storage_retain(t.storage);
+    } else { /* ids are looked up on the device; bf16 rows widen exactly, like the host lookup */
+        TRY(d->be->vt->tensor_prepare(d->be, &t, t.dtype == MMS_DTYPE_BF16 ? MMS_DTYPE_BF16 : MMS_DTYPE_F32, &d->embed,
+                                      err));
     }
     if (c->learned_pos) {
         TRY(get_shaped(w, nm->pos_embed, c->max_pos + c->pos_offset, D, &t, err));
@@ -194,6 +198,7 @@ void mms_decoder_free(mms_decoder *d) {
         for (int i = 0; i < d->cfg.n_layers; i++) mms_block_release(&d->layers[i]);
     mms_free(d->layers);
     mms_tensor_release(&d->embed);
+    mms_tensor_release(&d->embed_host);
     mms_tensor_release(&d->pos_embed);
     mms_tensor_release(&d->norm_g);
     mms_tensor_release(&d->norm_b);
@@ -246,8 +251,11 @@ mms_status mms_decoder_state_new(const mms_decoder *d, int64_t n_slots, int64_t 
     if (rc == MMS_OK) {
         st->x = be->vt->alloc(be, (size_t)(max_tokens * D) * 4);
         st->hn = be->vt->alloc(be, (size_t)(max_tokens * D) * 4);
-        if (be->device != MMS_DEVICE_CPU) st->logits_dev = be->vt->alloc(be, (size_t)(max_tokens * c->vocab) * 4);
-        if (!st->x || !st->hn || (be->device != MMS_DEVICE_CPU && !st->logits_dev)) rc = MMS_ERR_NOMEM;
+        if (be->device != MMS_DEVICE_CPU) {
+            st->logits_dev = be->vt->alloc(be, (size_t)(max_tokens * c->vocab) * 4);
+            st->ids_dev = be->vt->alloc(be, (size_t)max_tokens * sizeof(int64_t));
+        }
+        if (!st->x || !st->hn || (be->device != MMS_DEVICE_CPU && (!st->logits_dev || !st->ids_dev))) rc = MMS_ERR_NOMEM;
     }
     if (rc != MMS_OK) {
         mms_decoder_state_free(st);
@@ -283,6 +291,7 @@ void mms_decoder_state_free(mms_decoder_state *st) {
     if (st->x) be->vt->free(be, st->x);
     if (st->hn) be->vt->free(be, st->hn);
     if (st->logits_dev) be->vt->free(be, st->logits_dev);
+    if (st->ids_dev) be->vt->free(be, st->ids_dev);
     mms_block_scratch_free(be, &st->s);
     mms_free(st);
 }
@@ -312,11 +321,15 @@ mms_status mms_decoder_state_copy(mms_decoder_state *st, int64_t src, int64_t ds
     mms_backend *be = st->d->be;
     const int64_t KVA = mms_block_kv_heads(&c->block) * c->block.head_dim;
     const size_t row = (size_t)KVA * mms_dtype_size(st->kv_dtype), n = (size_t)st->len[src] * row;
-    if (be->device != MMS_DEVICE_CPU)
-        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "copying cache slots is implemented for the CPU backend only");
+    if (!be->vt->copy)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "copying cache slots is not implemented on the %s backend", be->vt->name);
     for (int i = 0; i < c->n_layers; i++) {
-        memcpy((char *)st->k[i] + (size_t)(dst * st->n_ctx) * row, (char *)st->k[i] + (size_t)(src * st->n_ctx) * row, n);
-        memcpy((char *)st->v[i] + (size_t)(dst * st->n_ctx) * row, (char *)st->v[i] + (size_t)(src * st->n_ctx) * row, n);
+        mms_status rc = be->vt->copy(be, (char *)st->k[i] + (size_t)(dst * st->n_ctx) * row,
+                                     (char *)st->k[i] + (size_t)(src * st->n_ctx) * row, n, err);
+        if (rc == MMS_OK)
+            rc = be->vt->copy(be, (char *)st->v[i] + (size_t)(dst * st->n_ctx) * row,
+                              (char *)st->v[i] + (size_t)(src * st->n_ctx) * row, n, err);
+        if (rc != MMS_OK) return rc;
     }
     st->len[dst] = st->len[src];
     return MMS_OK;
@@ -329,9 +342,9 @@ mms_status mms_decoder_embed(const mms_decoder *d, const int64_t *ids, int64_t n
     int64_t ne1[1] = {n}, ne2[2] = {n, D};
     mms_tensor ti = mms_tensor_view((void *)ids, MMS_DTYPE_I64, 1, ne1);
     mms_tensor to = mms_tensor_view(out, MMS_DTYPE_F32, 2, ne2);
-    if (d->embed.device != MMS_DEVICE_CPU)
+    if (d->embed_host.device != MMS_DEVICE_CPU)
         return mms_error_set(err, MMS_ERR_UNSUPPORTED, "host embedding lookup needs the table on the CPU");
-    return mms_op_embedding(mms_backend_cpu(), &d->embed, &ti, &to, err);
+    return mms_op_embedding(mms_backend_cpu(), &d->embed_host, &ti, &to, err);
 }
 
 /* RoPE frequencies for a call whose largest position is max_pos_in_call. */
@@ -367,20 +380,27 @@ static mms_status forward_chunk(mms_decoder_state *st, int64_t n_seqs, const int
     /* input rows */
     if (ids) {
         int64_t ne1[1] = {M}, ne2[2] = {M, D};
-        mms_tensor ti = mms_tensor_view((void *)ids, MMS_DTYPE_I64, 1, ne1);
+        const int64_t *ids_be = ids; /* the lookup reads ids on the backend's device */
+        if (st->ids_dev) {
+            TRY(be->vt->upload(be, st->ids_dev, ids, (size_t)M * sizeof(int64_t), err));
+            ids_be = st->ids_dev;
+        }
+        mms_tensor ti = mms_tensor_view((void *)ids_be, MMS_DTYPE_I64, 1, ne1);
         mms_tensor tx = mms_tensor_view(st->x, MMS_DTYPE_F32, 2, ne2);
-        tx.device = be->device;
+        ti.device = tx.device = be->device;
         TRY(mms_op_embedding(be, &d->embed, &ti, &tx, err));
     } else {
         TRY(be->vt->upload(be, st->x, embeds, (size_t)(M * D) * 4, err));
     }
-    if (c->learned_pos) { /* OPT: x += embed_positions[pos + 2] */
-        for (int64_t r = 0; r < M; r++) {
-            int64_t ne[2] = {1, D};
-            mms_tensor row = mms_tensor_view(st->x + r * D, MMS_DTYPE_F32, 2, ne);
+    if (c->learned_pos) { /* OPT: x += embed_positions[pos + 2]; a sequence's positions are consecutive */
+        int64_t r = 0;
+        for (int64_t i = 0; i < n_seqs; r += n_new[i], i++) {
+            if (n_new[i] == 0) continue;
+            int64_t ne[2] = {n_new[i], D};
+            mms_tensor rows = mms_tensor_view(st->x + r * D, MMS_DTYPE_F32, 2, ne);
             mms_tensor pe = mms_tensor_view((float *)d->pos_embed.data + (st->pos[r] + c->pos_offset) * D, MMS_DTYPE_F32, 2, ne);
-            row.device = pe.device = be->device;
-            TRY(mms_op_add(be, &row, &pe, err));
+            rows.device = pe.device = be->device;
+            TRY(mms_op_add(be, &rows, &pe, err));
         }
     }
     int64_t past[256], *pastv = n_seqs <= 256 ? past : mms_malloc((size_t)n_seqs * sizeof(int64_t));

@@ -73,10 +73,11 @@ class CausalLM:
 
     Thread-safe: each generate call gets its own KV cache; the weights are shared."""
 
-    def __init__(self, handle, path, dtype, context_length=None, tokenizer=None, kv_dtype=None):
+    def __init__(self, handle, path, dtype, context_length=None, tokenizer=None, kv_dtype=None, device="cpu"):
         self._h = handle
         self.path = path
         self.dtype = dtype
+        self.device = device
         self.info = _C.lm_info(handle)
         limit = self.info["max_position_embeddings"]
         self.context_length = int(min(limit, 4096) if context_length is None else context_length)
@@ -190,8 +191,9 @@ class Llava(CausalLM):
     features are cached by content hash: a follow-up question about the same image skips the
     vision tower."""
 
-    def __init__(self, handle, path, dtype, context_length=None, tokenizer=None, kv_dtype=None, image_cache=16):
-        super().__init__(handle, path, dtype, context_length, tokenizer, kv_dtype)
+    def __init__(self, handle, path, dtype, context_length=None, tokenizer=None, kv_dtype=None, image_cache=16,
+                 device="cpu"):
+        super().__init__(handle, path, dtype, context_length, tokenizer, kv_dtype, device)
         self.vision = self.info["llava"]
         self.image_token_id = int(self.vision["image_token_id"])
         self._processor = None
@@ -388,12 +390,17 @@ class Llava(CausalLM):
         return self._gen.generate(prompts, cfg, self.tokenizer).texts
 
 
-def load_language_model(path, dtype="float32", context_length=None, kv_dtype=None, tokenizer=None):
+def load_language_model(path, dtype="float32", context_length=None, kv_dtype=None, tokenizer=None, device="cpu"):
     """Load a llava / llava_next checkpoint (-> Llava) or a llama / mistral / qwen2 / opt one
-    (-> CausalLM). dtype: compute dtype ('float32' or 'bfloat16'; bf16 weights stay in bf16)."""
+    (-> CausalLM). dtype: compute dtype ('float32' or 'bfloat16'; bf16 weights stay in bf16).
+    device: 'cpu' or 'cuda' (weights, KV cache and every layer on the GPU; token embeddings for
+    merged LLaVA inputs and the sampler stay on the host)."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', not {dtype!r}")
     dtype = _DTYPES[dtype]
+    device = str(device)
+    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
     if kv_dtype is not None and kv_dtype not in _DTYPES:
         raise ValueError(f"kv_dtype must be 'float32' or 'bfloat16', not {kv_dtype!r}")
     local = resolve_model_path(path)
@@ -403,7 +410,7 @@ def load_language_model(path, dtype="float32", context_length=None, kv_dtype=Non
     model_type = _read_json(cfg_path).get("model_type")
     kvd = _DTYPES[kv_dtype] if kv_dtype else None
     if model_type in ("llava", "llava_next"):
-        return Llava(_C.llava_load(local, dtype), local, dtype, context_length, tokenizer, kvd)
+        return Llava(_C.llava_load(local, dtype, device), local, dtype, context_length, tokenizer, kvd, device=device)
     if model_type in ("llama", "mistral", "qwen2", "opt"):
-        return CausalLM(_C.lm_load(local, dtype), local, dtype, context_length, tokenizer, kvd)
+        return CausalLM(_C.lm_load(local, dtype, device), local, dtype, context_length, tokenizer, kvd, device=device)
     raise ConfigError(f"{cfg_path}: model_type {model_type!r} is not a language model mmsuite supports")

@@ -197,10 +197,8 @@ def load(path, device="cpu", dtype="float32", **lm_kwargs):
     else:
         model_type = "clip"  # open_clip_config.json (checked in C)
     if model_type in ("llava", "llava_next", "llama", "mistral", "qwen2", "opt"):
-        if str(device) != "cpu":
-            raise ValueError(f"{model_type} models run on device='cpu' in this version")
         from .llava import load_language_model
-        return load_language_model(local, dtype=dtype, **lm_kwargs)
+        return load_language_model(local, dtype=dtype, device=str(device), **lm_kwargs)
     if lm_kwargs:
         raise TypeError(f"unexpected argument(s) for a {model_type} model: {', '.join(sorted(lm_kwargs))}")
     handle = _C.clip_load(local, dtype, "cuda" if str(device).startswith("cuda") else "cpu")

@@ -59,9 +59,12 @@ def data(name):
     return r
 
 
+DEVICE = "cpu"  # tests_gpu/test_cuda_decoder.py runs this module's model tests with "cuda"
+
+
 @functools.lru_cache(maxsize=None)
 def model(name, dtype="float32"):
-    return _C.lm_load(data(name)["dir"], dtype=dtype)
+    return _C.lm_load(data(name)["dir"], dtype=dtype, device=DEVICE)
 
 
 def scaled(got, ref):

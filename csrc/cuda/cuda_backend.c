@@ -36,6 +36,11 @@ static mms_status cu_download(mms_backend *be, void *dst, const void *src, size_
     CU(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "download");
     return MMS_OK;
 }
+static mms_status cu_copy(mms_backend *be, void *dst, const void *src, size_t n, mms_error *err) {
+    (void)be;
+    if (n) CU(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, 0), "device copy");
+    return MMS_OK;
+}
 static mms_status cu_sync(mms_backend *be, mms_error *err) {
     (void)be;
     CU(cudaDeviceSynchronize(), "synchronize");
@@ -90,11 +95,56 @@ static mms_status cu_layernorm(mms_backend *be, const mms_tensor *x, const float
 
 static mms_status cu_attention(mms_backend *be, const mms_attn_args *a, mms_error *err) {
     (void)be;
-    if ((a->n_kv_heads && a->n_kv_heads != a->n_heads) || a->window)
-        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "attention: grouped-query / sliding-window attention is not implemented on the cuda backend yet");
     CU(mms_cu_attention(a->batch, a->n_q, a->n_kv, a->n_heads, a->head_dim, a->q, a->q_row, a->q_batch, a->k, a->v,
-                        a->kv_row, a->kv_batch, a->out, a->out_dtype == MMS_DTYPE_BF16, a->key_mask, a->causal, a->scale, 0),
+                        a->kv_row, a->kv_batch, a->out, a->out_dtype == MMS_DTYPE_BF16, a->key_mask, a->causal, a->scale,
+                        a->n_kv_heads, a->window, 0),
        "attention");
+    return MMS_OK;
+}
+
+/* ---- decoder ops (decoder_kernels.cu) ---- */
+
+static mms_status cu_rmsnorm(mms_backend *be, const mms_tensor *x, const float *g, float eps, mms_tensor *y,
+                             mms_error *err) {
+    (void)be;
+    const int64_t D = x->ne[x->ndim - 1];
+    CU(mms_cu_rmsnorm(x->data, g, eps, y->data, y->dtype == MMS_DTYPE_BF16, mms_tensor_numel(x) / D, D, 0), "rmsnorm");
+    return MMS_OK;
+}
+
+static mms_status cu_rope(mms_backend *be, float *x, int64_t rows, int64_t stride, int64_t n_heads, int64_t head_dim,
+                          int64_t rot_dim, const int64_t *pos, const float *inv_freq, float attn_factor, mms_error *err) {
+    (void)be;
+    if (rot_dim > MMS_CU_ROPE_MAX_ROT)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "rope: %lld rotated values per head (the cuda backend supports up to %d)",
+                             (long long)rot_dim, MMS_CU_ROPE_MAX_ROT);
+    CU(mms_cu_rope(x, rows, stride, n_heads, head_dim, rot_dim, pos, inv_freq, attn_factor, 0), "rope");
+    return MMS_OK;
+}
+
+static mms_status cu_glu(mms_backend *be, const float *gate, int64_t gs, const float *up, int64_t us, int64_t rows,
+                         int64_t F, mms_act act, mms_tensor *out, mms_error *err) {
+    (void)be;
+    CU(mms_cu_glu(gate, gs, up, us, rows, F, (int)act, out->data, out->dtype == MMS_DTYPE_BF16, 0), "glu");
+    return MMS_OK;
+}
+
+static mms_status cu_store_rows(mms_backend *be, void *dst, mms_dtype dt, int64_t ds, const float *src, int64_t ss,
+                                int64_t rows, int64_t cols, mms_error *err) {
+    (void)be;
+    CU(mms_cu_store_rows(dst, dt == MMS_DTYPE_BF16, ds, src, ss, rows, cols, 0), "store_rows");
+    return MMS_OK;
+}
+
+static mms_status cu_kv_attention(mms_backend *be, const mms_kv_attn_args *a, mms_error *err) {
+    (void)be;
+    if (a->head_dim > MMS_CU_KV_MAX_HD)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "kv_attention: head_dim %lld (the cuda backend supports up to %d)",
+                             (long long)a->head_dim, MMS_CU_KV_MAX_HD);
+    CU(mms_cu_kv_attention(a->n_q, a->n_kv, a->n_heads, a->n_kv_heads, a->head_dim, a->q, a->q_row, a->k, a->v,
+                           a->kv_dtype == MMS_DTYPE_BF16, a->kv_row, a->out, a->out_dtype == MMS_DTYPE_BF16, a->out_row,
+                           a->window, a->scale, 0),
+       "kv_attention");
     return MMS_OK;
 }
 
@@ -122,12 +172,14 @@ static mms_status cu_embedding(mms_backend *be, const mms_tensor *table, const m
                                mms_error *err) {
     (void)be;
     int *flag = NULL, host = 0;
-    CU(cudaMalloc((void **)&flag, sizeof(int)), "alloc");
-    cudaMemset(flag, 0, sizeof(int));
+    if (mms_tensor_numel(ids) == 0) return MMS_OK;
+    /* pooled (cudaFree would synchronize the device); the flag's download synchronizes anyway */
+    CU(cudaMallocAsync((void **)&flag, sizeof(int), 0), "alloc");
+    int c = (int)cudaMemsetAsync(flag, 0, sizeof(int), 0);
     int dt = table->dtype == MMS_DTYPE_F32 ? 0 : table->dtype == MMS_DTYPE_F16 ? 1 : 2;
-    int c = mms_cu_embedding(table->data, dt, table->ne[1], ids->data, mms_tensor_numel(ids), table->ne[0], out->data, flag, 0);
+    if (!c) c = mms_cu_embedding(table->data, dt, table->ne[1], ids->data, mms_tensor_numel(ids), table->ne[0], out->data, flag, 0);
     if (!c) c = (int)cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost);
-    cudaFree(flag);
+    cudaFreeAsync(flag, 0);
     if (c) return cu_fail(err, "embedding", c);
     if (host) return mms_error_set(err, MMS_ERR_VALUE, "input_ids: a token id is outside the vocabulary [0, %lld)", (long long)table->ne[0]);
     return MMS_OK;
@@ -202,7 +254,8 @@ static void cu_destroy(mms_backend *be) { (void)be; }
 
 static const mms_backend_vtable k_cuda_vt = {
     .name = "cuda", .alloc = cu_alloc, .free = cu_free, .upload = cu_upload, .download = cu_download,
-    .sync = cu_sync, .linear = cu_linear, .layernorm = cu_layernorm, .attention = cu_attention,
+    .copy = cu_copy, .sync = cu_sync, .linear = cu_linear, .layernorm = cu_layernorm, .attention = cu_attention,
+    .rmsnorm = cu_rmsnorm, .rope = cu_rope, .glu = cu_glu, .store_rows = cu_store_rows, .kv_attention = cu_kv_attention,
     .softmax = cu_softmax, .activation = cu_activation, .add = cu_add, .embedding = cu_embedding, .im2col = cu_im2col,
     .copy2d = cu_copy2d, .l2_normalize = cu_l2, .tensor_prepare = cu_tensor_prepare,
     .destroy = cu_destroy,

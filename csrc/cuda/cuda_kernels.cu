@@ -4,20 +4,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "cuda_common.cuh"
 #include "cuda_kernels.h"
-
-#define ST(s) ((cudaStream_t)(s))
-
-__device__ __forceinline__ float act_apply(float v, int act) {
-    switch (act) {
-    case 1: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));                                 // gelu
-    case 2: return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));       // gelu tanh
-    case 3: return v / (1.0f + expf(-1.702f * v));                                                       // quick gelu
-    case 4: return v > 0.f ? v : 0.f;                                                                    // relu
-    case 5: return v / (1.0f + expf(-v));                                                                // silu
-    default: return v;
-    }
-}
 
 __global__ void k_epilogue(const float *acc, const float *bias, const float *res, int act, void *y, int y_bf16,
                            int64_t rows, int64_t cols) {
@@ -48,34 +36,6 @@ extern "C" int mms_cu_f32_to_bf16(const float *x, uint16_t *y, int64_t n, void *
     return (int)cudaGetLastError();
 }
 
-__device__ float block_sum(float v, float *sh) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    float t = threadIdx.x < (blockDim.x >> 5) ? sh[threadIdx.x] : 0.f;
-    if (w == 0)
-        for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffff, t, o);
-    if (threadIdx.x == 0) sh[0] = t;
-    __syncthreads();
-    return sh[0];
-}
-
-__device__ float block_max(float v, float *sh) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    float t = threadIdx.x < (blockDim.x >> 5) ? sh[threadIdx.x] : -INFINITY;
-    if (w == 0)
-        for (int o = 16; o > 0; o >>= 1) t = fmaxf(t, __shfl_xor_sync(0xffffffff, t, o));
-    if (threadIdx.x == 0) sh[0] = t;
-    __syncthreads();
-    return sh[0];
-}
-
 __global__ void k_layernorm(const float *x, const float *g, const float *b, float eps, void *y, int y_bf16, int64_t dim) {
     __shared__ float sh[32];
     const float *xr = x + blockIdx.x * dim;
@@ -99,25 +59,39 @@ extern "C" int mms_cu_layernorm(const float *x, const float *g, const float *b, 
     return (int)cudaGetLastError();
 }
 
+// Key range of query i: keys [lo, hi). Causal: hi = i + (n_kv - n_q) + 1; sliding window
+// (window > 0): lo = i + (n_kv - n_q) - window + 1 (as the CPU kernels; applied with or without
+// causal). Grouped-query attention: query head h reads kv head h / group.
+__device__ __forceinline__ void key_range(int64_t i, int64_t n_q, int64_t n_kv, int causal, int64_t window,
+                                          int64_t *lo, int64_t *hi) {
+    int64_t e = causal ? i + (n_kv - n_q) + 1 : n_kv;
+    if (e > n_kv) e = n_kv;
+    if (e < 0) e = 0;
+    int64_t s = window > 0 ? i + (n_kv - n_q) - window + 1 : 0;
+    if (s < 0) s = 0;
+    *lo = s;
+    *hi = e;
+}
+
 // one block per (query, head, batch); scores for all keys in shared memory
 __global__ void k_attention(int64_t n_q, int64_t n_kv, int64_t heads, int64_t hd, const float *q, int64_t q_row,
                             int64_t q_batch, const float *k, const float *v, int64_t kv_row, int64_t kv_batch, void *out,
-                            int out_bf16, const int64_t *mask, int causal, float scale) {
+                            int out_bf16, const int64_t *mask, int causal, float scale, int64_t group, int64_t window) {
     extern __shared__ float sm[];
     __shared__ float red[32];
     float *s = sm;           // (n_kv)
     float *qs = sm + n_kv;   // (hd)
-    const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kvo = (h / group) * hd;
     const float *qi = q + b * q_batch + i * q_row + h * hd;
     for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qi[d];
     __syncthreads();
-    int64_t kend = causal ? i + (n_kv - n_q) + 1 : n_kv;
-    if (kend > n_kv) kend = n_kv;
+    int64_t kbeg, kend;
+    key_range(i, n_q, n_kv, causal, window, &kbeg, &kend);
     float mx = -INFINITY;
     for (int64_t j = threadIdx.x; j < n_kv; j += blockDim.x) {
         float sc = -INFINITY;
-        if (j < kend && (!mask || mask[b * n_kv + j])) {
-            const float *kj = k + b * kv_batch + j * kv_row + h * hd;
+        if (j >= kbeg && j < kend && (!mask || mask[b * n_kv + j])) {
+            const float *kj = k + b * kv_batch + j * kv_row + kvo;
             float acc = 0.f;
             for (int64_t d = 0; d < hd; d++) acc += qs[d] * kj[d];
             sc = acc * scale;
@@ -136,9 +110,9 @@ __global__ void k_attention(int64_t n_q, int64_t n_kv, int64_t heads, int64_t hd
     const float inv = sum > 0.f ? 1.0f / sum : 0.f;
     for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.f;
-        for (int64_t j = 0; j < n_kv; j++) {
+        for (int64_t j = kbeg; j < kend; j++) {
             float p = s[j];
-            if (p != 0.f) acc += p * v[b * kv_batch + j * kv_row + h * hd + d];
+            if (p != 0.f) acc += p * v[b * kv_batch + j * kv_row + kvo + d];
         }
         int64_t o = ((b * n_q + i) * heads + h) * hd + d;
         if (out_bf16) ((__nv_bfloat16 *)out)[o] = __float2bfloat16(acc * inv);
@@ -148,15 +122,17 @@ __global__ void k_attention(int64_t n_q, int64_t n_kv, int64_t heads, int64_t hd
 
 // Tiled attention: one thread per query (TQ queries per block), K/V tiles of TK keys staged in
 // shared memory, scores of a tile kept in registers, online softmax with one rescale per tile.
-// HD is the register capacity for head_dim (runtime hd <= HD).
+// HD is the register capacity for head_dim (runtime hd <= HD). Tiles outside the block's key
+// range (causal end, sliding-window start) are skipped.
 template <int HD, int TQ, int TK>
 __global__ void k_attention_tiled(int64_t n_q, int64_t n_kv, int64_t heads, int64_t hd, const float *q, int64_t q_row,
                                   int64_t q_batch, const float *k, const float *v, int64_t kv_row, int64_t kv_batch,
-                                  void *out, int out_bf16, const int64_t *mask, int causal, float scale) {
+                                  void *out, int out_bf16, const int64_t *mask, int causal, float scale, int64_t group,
+                                  int64_t window) {
     __shared__ float Ks[TK][HD];
     __shared__ float Vs[TK][HD];
     __shared__ int Ms[TK];
-    const int64_t h = blockIdx.y, b = blockIdx.z;
+    const int64_t h = blockIdx.y, b = blockIdx.z, kvo = (h / group) * hd;
     const int64_t i = (int64_t)blockIdx.x * TQ + threadIdx.x;
     const bool active = i < n_q;
     float qr[HD], acc[HD];
@@ -165,19 +141,20 @@ __global__ void k_attention_tiled(int64_t n_q, int64_t n_kv, int64_t heads, int6
         qr[d] = (active && d < hd) ? q[b * q_batch + i * q_row + h * hd + d] * scale : 0.f;
         acc[d] = 0.f;
     }
-    int64_t kend = causal ? i + (n_kv - n_q) + 1 : n_kv;
-    if (kend > n_kv) kend = n_kv;
-    int64_t block_kend = causal ? ((int64_t)blockIdx.x * TQ + TQ - 1) + (n_kv - n_q) + 1 : n_kv;
-    if (block_kend > n_kv) block_kend = n_kv;
+    int64_t kbeg, kend, blo, bhi, tmp;
+    key_range(i, n_q, n_kv, causal, window, &kbeg, &kend);
+    const int64_t first = (int64_t)blockIdx.x * TQ, last = first + TQ - 1 < n_q - 1 ? first + TQ - 1 : n_q - 1;
+    key_range(first, n_q, n_kv, causal, window, &blo, &tmp);  // smallest start: the block's first query
+    key_range(last, n_q, n_kv, causal, window, &tmp, &bhi);   // largest end: its last query
     float m = -INFINITY, l = 0.f;
-    for (int64_t j0 = 0; j0 < block_kend; j0 += TK) {
+    for (int64_t j0 = blo / TK * TK; j0 < bhi; j0 += TK) {
         __syncthreads();
         for (int t = threadIdx.x; t < TK * HD; t += TQ) {
             int jj = t / HD, d = t % HD;
             int64_t j = j0 + jj;
             bool ok = j < n_kv && d < hd;
-            Ks[jj][d] = ok ? k[b * kv_batch + j * kv_row + h * hd + d] : 0.f;
-            Vs[jj][d] = ok ? v[b * kv_batch + j * kv_row + h * hd + d] : 0.f;
+            Ks[jj][d] = ok ? k[b * kv_batch + j * kv_row + kvo + d] : 0.f;
+            Vs[jj][d] = ok ? v[b * kv_batch + j * kv_row + kvo + d] : 0.f;
         }
         for (int t = threadIdx.x; t < TK; t += TQ) {
             int64_t j = j0 + t;
@@ -192,7 +169,8 @@ __global__ void k_attention_tiled(int64_t n_q, int64_t n_kv, int64_t heads, int6
             float s = 0.f;
             #pragma unroll
             for (int d = 0; d < HD; d++) s += qr[d] * Ks[jj][d];
-            bool ok = Ms[jj] && (j0 + jj) < kend;
+            const int64_t j = j0 + jj;
+            bool ok = Ms[jj] && j < kend && j >= kbeg;
             sc[jj] = ok ? s : -INFINITY;
             tmax = fmaxf(tmax, sc[jj]);
         }
@@ -226,30 +204,35 @@ __global__ void k_attention_tiled(int64_t n_q, int64_t n_kv, int64_t heads, int6
 extern "C" int mms_cu_attention(int64_t batch, int64_t n_q, int64_t n_kv, int64_t heads, int64_t hd, const float *q,
                                 int64_t q_row, int64_t q_batch, const float *k, const float *v, int64_t kv_row,
                                 int64_t kv_batch, void *out, int out_bf16, const int64_t *key_mask, int causal,
-                                float scale, void *stream) {
+                                float scale, int64_t kv_heads, int64_t window, void *stream) {
+    const int64_t group = kv_heads > 0 ? heads / kv_heads : 1;
     if (hd <= 128 && n_q > 1) {
         if (hd <= 32) {
             dim3 g((unsigned)((n_q + 63) / 64), (unsigned)heads, (unsigned)batch);
             k_attention_tiled<32, 64, 32><<<g, 64, 0, ST(stream)>>>(n_q, n_kv, heads, hd, q, q_row, q_batch, k, v, kv_row,
-                                                                    kv_batch, out, out_bf16, key_mask, causal, scale);
+                                                                    kv_batch, out, out_bf16, key_mask, causal, scale,
+                                                                    group, window);
         } else if (hd <= 64) {
             dim3 g((unsigned)((n_q + 63) / 64), (unsigned)heads, (unsigned)batch);
             k_attention_tiled<64, 64, 32><<<g, 64, 0, ST(stream)>>>(n_q, n_kv, heads, hd, q, q_row, q_batch, k, v, kv_row,
-                                                                    kv_batch, out, out_bf16, key_mask, causal, scale);
+                                                                    kv_batch, out, out_bf16, key_mask, causal, scale,
+                                                                    group, window);
         } else {
             dim3 g((unsigned)((n_q + 31) / 32), (unsigned)heads, (unsigned)batch);
             k_attention_tiled<128, 32, 16><<<g, 32, 0, ST(stream)>>>(n_q, n_kv, heads, hd, q, q_row, q_batch, k, v, kv_row,
-                                                                     kv_batch, out, out_bf16, key_mask, causal, scale);
+                                                                     kv_batch, out, out_bf16, key_mask, causal, scale,
+                                                                     group, window);
         }
         return (int)cudaGetLastError();
     }
     dim3 grid((unsigned)n_q, (unsigned)heads, (unsigned)batch);
     size_t shmem = (size_t)(n_kv + hd) * sizeof(float);
     if (shmem > 48 * 1024) {
-        cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
+        int c = (int)cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
+        if (c) return c;
     }
     k_attention<<<grid, 128, shmem, ST(stream)>>>(n_q, n_kv, heads, hd, q, q_row, q_batch, k, v, kv_row, kv_batch, out,
-                                                  out_bf16, key_mask, causal, scale);
+                                                  out_bf16, key_mask, causal, scale, group, window);
     return (int)cudaGetLastError();
 }
 

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "../safetensors.h"
 
@@ -82,36 +83,104 @@ static PyObject *py_op_layernorm(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* op_linear(x, w, b_or_None, act, residual_or_None, out, weight_dtype) */
+/* A C-contiguous float32 array as F32, or uint16 holding bfloat16 bits as BF16 (linear's x/w/y). */
+static int lin_view(PyObject *o, const char *name, Py_buffer *v, mms_tensor *t) {
+    if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    const int bf = v->format && strcmp(v->format, "H") == 0;
+    if (!v->format || (!bf && strcmp(v->format, "f") != 0) || v->ndim > MMS_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "%s: need a C-contiguous float32 or uint16 (bfloat16 bits) array", name);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    int64_t ne[MMS_MAX_DIMS];
+    for (int i = 0; i < v->ndim; i++) ne[i] = v->shape[i];
+    *t = mms_tensor_view(v->buf, bf ? MMS_DTYPE_BF16 : MMS_DTYPE_F32, v->ndim, ne);
+    return 0;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* op_linear(x, w, b_or_None, act, residual_or_None, out, weight_dtype, isa=-1, path=0, reps=1)
+ * -> seconds. x, out: float32 or uint16 (bfloat16 bits); w: (N, K) float32 / bfloat16 bits, or
+ * (C, N, K) copies that the reps calls cycle through (benchmarks: more bytes than the L3, so W
+ * comes from memory as in decoding). isa >= 0 forces the hand-written kernels' ISA (0 scalar,
+ * 1 avx2, 2 avx512 without AMX tiles, 3 avx512 with them); path 0 = backend dispatch, 1 = GEMV
+ * kernel, 2 = oneDNN (the reference GEMM in MMS_NO_DNNL builds). Returns the wall time of the
+ * reps calls (GIL released). */
 static PyObject *py_op_linear(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *xo, *wo, *bo, *ro, *oo;
-    int act;
+    int act, isa = -1, path = 0, reps = 1;
     const char *wdt;
-    if (!PyArg_ParseTuple(args, "OOOiOOs", &xo, &wo, &bo, &act, &ro, &oo, &wdt)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOiOOs|iii", &xo, &wo, &bo, &act, &ro, &oo, &wdt, &isa, &path, &reps)) return NULL;
     Py_buffer bx, bw, bb, br, bout;
     mms_tensor x, w, b, r, o;
     int hb = bo != Py_None, hr = ro != Py_None;
-    if (f32_view(xo, "x", &bx, &x) < 0) return NULL;
-    if (f32_view(wo, "w", &bw, &w) < 0) { PyBuffer_Release(&bx); return NULL; }
+    if (lin_view(xo, "x", &bx, &x) < 0) return NULL;
+    if (lin_view(wo, "w", &bw, &w) < 0) { PyBuffer_Release(&bx); return NULL; }
     if (hb && f32_view(bo, "b", &bb, &b) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bw); return NULL; }
     if (hr && f32_view(ro, "residual", &br, &r) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bw); if (hb) PyBuffer_Release(&bb); return NULL; }
-    if (f32_view(oo, "out", &bout, &o) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bw); if (hb) PyBuffer_Release(&bb); if (hr) PyBuffer_Release(&br); return NULL; }
+    if (lin_view(oo, "out", &bout, &o) < 0) { PyBuffer_Release(&bx); PyBuffer_Release(&bw); if (hb) PyBuffer_Release(&bb); if (hr) PyBuffer_Release(&br); return NULL; }
     mms_backend *be = mms_backend_cpu();
-    mms_linear L;
     mms_error err = {0};
-    mms_status rc = mms_linear_prepare(be, &w, hb ? &b : NULL, strcmp(wdt, "bfloat16") == 0 ? MMS_DTYPE_BF16 : MMS_DTYPE_F32, &L, &err);
-    if (rc == MMS_OK) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = mms_op_linear(be, &x, &L, (mms_act)act, hr ? &r : NULL, &o, &err);
-        Py_END_ALLOW_THREADS
-        mms_linear_release(&L);
+    mms_status rc = MMS_OK;
+    const int64_t ncopies = w.ndim == 3 ? w.ne[0] : 1;
+    mms_linear *Ls = ncopies > 0 && (w.ndim == 2 || w.ndim == 3) ? PyMem_Calloc((size_t)ncopies, sizeof *Ls) : NULL;
+    int64_t prepared = 0;
+    double seconds = 0.0;
+    if (!Ls) {
+        PyErr_SetString(PyExc_ValueError, "op_linear: w must be (N, K) or (copies, N, K)");
+        goto done;
     }
+    for (; prepared < ncopies && rc == MMS_OK; prepared++) {
+        const int64_t ne[2] = {w.ne[w.ndim - 2], w.ne[w.ndim - 1]};
+        char *copy = (char *)w.data + prepared * ne[0] * ne[1] * (int64_t)mms_dtype_size(w.dtype);
+        mms_tensor wc = mms_tensor_view(copy, w.dtype, 2, ne);
+        rc = mms_linear_prepare(be, &wc, hb ? &b : NULL, strcmp(wdt, "bfloat16") == 0 ? MMS_DTYPE_BF16 : MMS_DTYPE_F32,
+                                &Ls[prepared], &err);
+    }
+    if (rc != MMS_OK) { prepared--; goto done; } /* the failed one left nothing allocated */
+    Py_BEGIN_ALLOW_THREADS
+    if (isa >= 0) mms_cpu_force_isa(isa);
+    const double t0 = now_seconds();
+    for (int i = 0; i < reps && rc == MMS_OK; i++) {
+        const mms_linear *L = &Ls[i % ncopies];
+        const mms_tensor *res = hr ? &r : NULL;
+        if (path == 1) rc = mms_cpu_gemv(&x, L, (mms_act)act, res, &o, &err);
+        else if (path == 2) rc = mms_cpu_linear_dnnl(&x, L, (mms_act)act, res, &o, &err);
+        else rc = mms_op_linear(be, &x, L, (mms_act)act, res, &o, &err);
+    }
+    seconds = now_seconds() - t0;
+    if (isa >= 0) mms_cpu_force_isa(-1);
+    Py_END_ALLOW_THREADS
+done:
+    for (int64_t i = 0; i < prepared; i++) mms_linear_release(&Ls[i]);
+    PyMem_Free(Ls);
     PyBuffer_Release(&bx); PyBuffer_Release(&bw); PyBuffer_Release(&bout);
     if (hb) PyBuffer_Release(&bb);
     if (hr) PyBuffer_Release(&br);
+    if (PyErr_Occurred()) return NULL;
     if (rc != MMS_OK) return mms_py_raise(&err);
-    Py_RETURN_NONE;
+    return PyFloat_FromDouble(seconds);
+}
+
+/* measure_read_bandwidth(bytes=1 GiB, threads=0 (all), reps=5) -> bytes/s (the GEMV roofline) */
+static PyObject *py_measure_read_bandwidth(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *kwlist[] = {"bytes", "threads", "reps", NULL};
+    unsigned long long bytes = 1ull << 30;
+    int threads = 0, reps = 5;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Kii", kwlist, &bytes, &threads, &reps)) return NULL;
+    double bw;
+    Py_BEGIN_ALLOW_THREADS
+    bw = mms_cpu_measure_read_bw((size_t)bytes, threads, reps);
+    Py_END_ALLOW_THREADS
+    if (bw <= 0) return PyErr_NoMemory();
+    return PyFloat_FromDouble(bw);
 }
 
 static PyObject *py_weights_info(PyObject *self, PyObject *args) {
@@ -166,7 +235,9 @@ static PyMethodDef ops_methods[] = {
     {"op_attention_backend", py_op_attention_backend, METH_VARARGS, "test hook: attention through the CPU backend dispatch"},
     {"op_attention", py_op_attention, METH_VARARGS, "test hook: fused attention with a given ISA (0 scalar, 1 avx2, 2 avx512)"},
     {"op_layernorm", py_op_layernorm, METH_VARARGS, "test hook: layernorm"},
-    {"op_linear", py_op_linear, METH_VARARGS, "test hook: linear on oneDNN"},
+    {"op_linear", py_op_linear, METH_VARARGS, "test hook: linear (backend dispatch, GEMV kernel or oneDNN), timed"},
+    {"measure_read_bandwidth", (PyCFunction)(void (*)(void))py_measure_read_bandwidth, METH_VARARGS | METH_KEYWORDS,
+     "measure_read_bandwidth(bytes=1<<30, threads=0, reps=5) -> bytes/s streamed from memory (best of reps)"},
     {"weights_info", py_weights_info, METH_VARARGS, "weights_info(path, filename=None) -> {name: (dtype, shape)} (validates the checkpoint)"},
     {NULL, NULL, 0, NULL},
 };
