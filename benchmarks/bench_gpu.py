@@ -19,6 +19,7 @@ sys.path.insert(0, os.environ.get("MMSUITE_SRC", os.path.dirname(os.path.dirname
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_clip import SHAPES, make_checkpoint  # noqa: E402
+from common import mm_prefill_decode  # noqa: E402
 
 
 def bench_decoder(root, n_prompt=512, n_decode=128, repeats=3):
@@ -41,20 +42,11 @@ def bench_decoder(root, n_prompt=512, n_decode=128, repeats=3):
     tids = torch.from_numpy(prompt)[None].cuda()
 
     def mm_prefill():
-        st = _C.lm_state_new(lm._h, 1, n_ctx, "bfloat16", n_prompt)
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        lg = _C.lm_forward(st, np.array([0]), np.array([n_prompt]), ids=prompt)  # downloads: synchronized
-        return time.perf_counter() - t, st, lg
+        t_pre, _, lg = mm_prefill_decode(lm._h, prompt, 0, n_ctx, torch.cuda.synchronize)
+        return t_pre, None, lg
 
     def mm_decode():
-        _, st, lg = mm_prefill()
-        nxt = int(np.argmax(lg[0]))
-        t = time.perf_counter()
-        for _ in range(n_decode):
-            lg = _C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([nxt]))
-            nxt = int(np.argmax(lg[0]))
-        return time.perf_counter() - t
+        return mm_prefill_decode(lm._h, prompt, n_decode, n_ctx, torch.cuda.synchronize)[1]
 
     params = inspect.signature(tm.forward).parameters
     cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x

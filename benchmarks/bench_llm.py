@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import mmsuite  # noqa: E402
 from mmsuite import _C  # noqa: E402
-from common import machine_info  # noqa: E402
+from common import machine_info, mm_prefill_decode  # noqa: E402
 
 CACHE = os.path.expanduser("~/.cache/mmsuite-bench")
 
@@ -150,19 +150,10 @@ def bench_tinyllama(threads, repeats, n_prompt=512, n_decode=128):
     tf = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="sdpa").eval()
 
     def mm_prefill():
-        st = _C.lm_state_new(lm._h, 1, n_prompt + n_decode + 8, "bfloat16", n_prompt)
-        t = time.perf_counter()
-        lg = _C.lm_forward(st, np.array([0]), np.array([n_prompt]), ids=prompt)
-        return time.perf_counter() - t, st, lg
+        return mm_prefill_decode(lm._h, prompt, 0, n_prompt + n_decode + 8)[0]
 
     def mm_decode():
-        _, st, lg = mm_prefill()
-        nxt = int(np.argmax(lg[0]))
-        t = time.perf_counter()
-        for _ in range(n_decode):
-            lg = _C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([nxt]))
-            nxt = int(np.argmax(lg[0]))
-        return time.perf_counter() - t
+        return mm_prefill_decode(lm._h, prompt, n_decode, n_prompt + n_decode + 8)[1]
 
     def torch_prefill(m):
         ids = torch.from_numpy(prompt)[None]
@@ -187,7 +178,7 @@ def bench_tinyllama(threads, repeats, n_prompt=512, n_decode=128):
     res = {k: [] for k in ("mm_prefill", "tb_prefill", "tf_prefill", "mm_decode", "tb_decode", "tf_decode")}
     mm_prefill(), torch_prefill(tb), torch_prefill(tf)  # warm-up
     for _ in range(repeats):
-        res["mm_prefill"].append(mm_prefill()[0])
+        res["mm_prefill"].append(mm_prefill())
         res["tb_prefill"].append(torch_prefill(tb)[0])
         res["tf_prefill"].append(torch_prefill(tf)[0])
         res["mm_decode"].append(mm_decode())

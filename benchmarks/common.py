@@ -48,3 +48,23 @@ def run_child(code, env=None):
     """Run python code in a fresh process; returns its last stdout line parsed as a dict."""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's repr(dict)
+
+
+def mm_prefill_decode(handle, prompt, n_decode, n_ctx, before=None):
+    """Time mmsuite's decoder on one sequence: (prefill seconds, decode seconds for n_decode
+    greedy tokens). Each lm_forward returns host logits, so device work is finished when it
+    returns. `before` (e.g. torch.cuda.synchronize) runs before the prefill clock starts."""
+    import numpy as np
+    from mmsuite import _C
+    st = _C.lm_state_new(handle, 1, n_ctx, "bfloat16", len(prompt))
+    if before:
+        before()
+    t = time.perf_counter()
+    lg = _C.lm_forward(st, np.array([0]), np.array([len(prompt)]), ids=prompt)
+    t_pre = time.perf_counter() - t
+    nxt = int(np.argmax(lg[0]))
+    t = time.perf_counter()
+    for _ in range(n_decode):
+        lg = _C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([nxt]))
+        nxt = int(np.argmax(lg[0]))
+    return t_pre, time.perf_counter() - t, lg

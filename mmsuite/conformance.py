@@ -149,6 +149,29 @@ def run_preprocess_case(case_dir, case, dtype):
     return _image_file_results(proc, case_dir, files, _input_images(files))
 
 
+def _compare_outputs(case_dir, files, out, dtype, results, valid_for=None, special=None):
+    """Compare every output / intermediate / check .npy the case lists (and results lacks) with
+    out[name without .npy]; a missing output is a miss. special(key, got, ref) may return its own
+    result for a key; valid_for(meta) may return a mask of the positions to compare."""
+    for fname, meta in files.items():
+        if meta.get("role") not in ("output", "intermediate", "check") or not fname.endswith(".npy"):
+            continue
+        if fname in results:
+            continue
+        key = fname[:-4]
+        ref = np.load(os.path.join(case_dir, fname))
+        tol = meta.get("tolerance", {"kind": "exact"})
+        if key not in out:
+            results[fname] = {"passed": False, "max_abs_error": float("inf"), "tolerance": tol,
+                              "error": "mmsuite produced no such output"}
+            continue
+        r = special(key, out[key], ref) if special else None
+        if r is None:
+            r = _compare(out[key], ref, tol, valid=valid_for(meta) if valid_for else None, dtype=dtype, name=key)
+        results[fname] = r
+    return results
+
+
 def run_model_case(case_dir, case, dtype, device="cpu"):
     from .models import load
     files = case["files"]
@@ -178,25 +201,13 @@ def run_model_case(case_dir, case, dtype, device="cpu"):
         if images:
             out["pixel_values_recomputed"] = model.image_processor(images)
     results = _image_file_results(model.image_processor, case_dir, files, _input_images(files))
-    for fname, meta in files.items():
-        if meta.get("role") not in ("output", "intermediate", "check") or not fname.endswith(".npy"):
-            continue
-        if fname in results:
-            continue
-        key = fname[:-4]
-        ref = np.load(os.path.join(case_dir, fname))
-        tol = meta.get("tolerance", {"kind": "exact"})
-        if key not in out:
-            results[fname] = {"passed": False, "max_abs_error": float("inf"), "tolerance": tol,
-                              "error": "mmsuite produced no such output"}
-            continue
-        valid = None
+
+    def valid_for(meta):
         vm = meta.get("valid_mask")
-        if vm:
-            vm_file = vm.split()[0]
-            if vm_file in files and mask is not None:
-                valid = np.load(os.path.join(case_dir, vm_file))
-        results[fname] = _compare(out[key], ref, tol, valid=valid, dtype=dtype, name=key)
+        vm_file = vm.split()[0] if vm else None
+        return np.load(os.path.join(case_dir, vm_file)) if vm_file in files and mask is not None else None
+
+    _compare_outputs(case_dir, files, out, dtype, results, valid_for=valid_for)
     model.unload()
     return results
 
@@ -253,23 +264,14 @@ def run_llava_case(case_dir, case, dtype, device="cpu"):
     if "pixel_values_recomputed.npy" in files:
         images = [os.path.join(case_dir, f) for f in run.get("images", [])]
         out["pixel_values_recomputed"] = model.processor(images)["pixel_values"]
-    results = {}
-    for fname, meta in files.items():
-        if meta.get("role") not in ("output", "intermediate", "check") or not fname.endswith(".npy"):
-            continue
-        key = fname[:-4]
-        ref = np.load(os.path.join(case_dir, fname))
-        tol = meta.get("tolerance", {"kind": "exact"})
-        if key not in out:
-            results[fname] = {"passed": False, "max_abs_error": float("inf"), "tolerance": tol,
-                              "error": "mmsuite produced no such output"}
-            continue
+    def special(key, got, ref):
         if dtype == "bfloat16" and key in GREEDY_KEYS:
             # greedy ids under bf16 rounding: the documented bound is agreement on the first
             # BF16_GREEDY_PREFIX new tokens (later ones may legitimately diverge)
-            results[fname] = _compare_greedy_bf16(out[key], ref, ids.shape[1], key)
-            continue
-        results[fname] = _compare(out[key], ref, tol, dtype=dtype, name=key)
+            return _compare_greedy_bf16(got, ref, ids.shape[1], key)
+        return None
+
+    results = _compare_outputs(case_dir, files, out, dtype, {}, special=special)
     model.unload()
     return results
 

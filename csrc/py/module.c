@@ -16,6 +16,25 @@ int mms_py_init_ops(PyObject *m);
 
 static PyObject *g_format_error, *g_config_error, *g_unsupported_error;
 
+int mms_py_parse_dtype(const char *s, mms_dtype *dt) {
+    if (!strcmp(s, "float32") || !strcmp(s, "fp32") || !strcmp(s, "f32")) { *dt = MMS_DTYPE_F32; return 0; }
+    if (!strcmp(s, "bfloat16") || !strcmp(s, "bf16")) { *dt = MMS_DTYPE_BF16; return 0; }
+    PyErr_Format(PyExc_ValueError, "dtype must be 'float32' or 'bfloat16', not '%s'", s);
+    return -1;
+}
+
+struct mms_backend *mms_py_backend(const char *device) {
+    if (!strcmp(device, "cpu")) return mms_backend_cpu();
+    if (!strcmp(device, "cuda") || !strncmp(device, "cuda:", 5)) {
+        mms_error err = {0};
+        mms_backend *be = mms_backend_cuda(&err);
+        if (!be) mms_py_raise(&err);
+        return be;
+    }
+    PyErr_Format(PyExc_ValueError, "device must be 'cpu' or 'cuda', not '%s'", device);
+    return NULL;
+}
+
 PyObject *mms_py_raise(const mms_error *err) {
     PyObject *type = PyExc_RuntimeError;
     switch (err->code) {

@@ -7,7 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "../mms_common.h"
+#include "../mms_tensor.h"
 
 #ifndef Py_TPFLAGS_IMMUTABLETYPE /* Python < 3.10 */
 #define Py_TPFLAGS_IMMUTABLETYPE 0
@@ -20,6 +20,12 @@
  *   MMS_ERR_UNSUPPORTED -> mmsuite.UnsupportedError (a NotImplementedError),
  *   MMS_ERR_INTERNAL -> RuntimeError. */
 PyObject *mms_py_raise(const mms_error *err);
+
+/* "float32"/"fp32"/"f32" or "bfloat16"/"bf16" -> *dt; 0, or -1 with a ValueError. */
+int mms_py_parse_dtype(const char *s, mms_dtype *dt);
+/* "cpu" or "cuda"/"cuda:N" -> the backend, or NULL with an exception (ValueError for an unknown
+ * name; the CUDA backend's error when it is not built or no device is usable). */
+struct mms_backend *mms_py_backend(const char *device);
 
 /* A Python sequence of ints -> PyMem_Malloc'd int64 array (*n elements; free with PyMem_Free),
  * or NULL with TypeError/ValueError naming `what`. */

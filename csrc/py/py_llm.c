@@ -78,13 +78,6 @@ static state_handle *get_state(PyObject *cap) {
     return s;
 }
 
-static int parse_dtype(const char *s, mms_dtype *dt) {
-    if (!strcmp(s, "float32") || !strcmp(s, "fp32") || !strcmp(s, "f32")) { *dt = MMS_DTYPE_F32; return 0; }
-    if (!strcmp(s, "bfloat16") || !strcmp(s, "bf16")) { *dt = MMS_DTYPE_BF16; return 0; }
-    PyErr_Format(PyExc_ValueError, "dtype must be 'float32' or 'bfloat16', not '%s'", s);
-    return -1;
-}
-
 static PyObject *wrap_handle(mms_decoder *lm, mms_llava *llava) {
     lm_handle *h = mms_calloc(1, sizeof *h);
     if (!h) { mms_decoder_free(lm); mms_llava_free(llava); return PyErr_NoMemory(); }
@@ -121,17 +114,10 @@ static PyObject *py_load(PyObject *args, PyObject *kw, int llava) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ss", kwlist, PyUnicode_FSConverter, &path_obj, &dtype, &device))
         return NULL;
     mms_dtype dt;
-    if (parse_dtype(dtype, &dt) < 0) { Py_DECREF(path_obj); return NULL; }
+    if (mms_py_parse_dtype(dtype, &dt) < 0) { Py_DECREF(path_obj); return NULL; }
     mms_error err = {0};
-    mms_backend *be = NULL;
-    if (!strcmp(device, "cpu")) be = mms_backend_cpu();
-    else if (!strcmp(device, "cuda") || !strncmp(device, "cuda:", 5)) {
-        be = mms_backend_cuda(&err);
-        if (!be) { Py_DECREF(path_obj); return mms_py_raise(&err); }
-    } else {
-        Py_DECREF(path_obj);
-        return PyErr_Format(PyExc_ValueError, "device must be 'cpu' or 'cuda', not '%s'", device);
-    }
+    mms_backend *be = mms_py_backend(device);
+    if (!be) { Py_DECREF(path_obj); return NULL; }
     mms_status rc;
     mms_decoder *lm = NULL;
     mms_llava *lv = NULL;
@@ -321,7 +307,7 @@ static PyObject *py_state_new(PyObject *self, PyObject *args, PyObject *kw) {
     lm_handle *h = get_lm(cap);
     if (!h) return NULL;
     mms_dtype dt;
-    if (parse_dtype(kvd, &dt) < 0) return NULL;
+    if (mms_py_parse_dtype(kvd, &dt) < 0) return NULL;
     mms_error err = {0};
     mms_decoder_state *st = NULL;
     mms_status rc;

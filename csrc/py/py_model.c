@@ -106,13 +106,6 @@ static model_handle *get_handle(PyObject *cap) {
     return h;
 }
 
-static int parse_dtype(const char *s, mms_dtype *dt) {
-    if (!strcmp(s, "float32") || !strcmp(s, "fp32") || !strcmp(s, "f32")) { *dt = MMS_DTYPE_F32; return 0; }
-    if (!strcmp(s, "bfloat16") || !strcmp(s, "bf16")) { *dt = MMS_DTYPE_BF16; return 0; }
-    PyErr_Format(PyExc_ValueError, "dtype must be 'float32' or 'bfloat16', not '%s'", s);
-    return -1;
-}
-
 static PyObject *py_clip_load(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"path", "dtype", "device", NULL};
@@ -120,17 +113,10 @@ static PyObject *py_clip_load(PyObject *self, PyObject *args, PyObject *kw) {
     const char *dtype = "float32", *device = "cpu";
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ss", kwlist, PyUnicode_FSConverter, &path_obj, &dtype, &device)) return NULL;
     mms_dtype dt;
-    if (parse_dtype(dtype, &dt) < 0) { Py_DECREF(path_obj); return NULL; }
+    if (mms_py_parse_dtype(dtype, &dt) < 0) { Py_DECREF(path_obj); return NULL; }
     mms_error err = {0};
-    mms_backend *be = NULL;
-    if (!strcmp(device, "cpu")) be = mms_backend_cpu();
-    else if (!strncmp(device, "cuda", 4)) {
-        be = mms_backend_cuda(&err);
-        if (!be) { Py_DECREF(path_obj); return mms_py_raise(&err); }
-    } else {
-        Py_DECREF(path_obj);
-        return PyErr_Format(PyExc_ValueError, "device must be 'cpu' or 'cuda', not '%s'", device);
-    }
+    mms_backend *be = mms_py_backend(device);
+    if (!be) { Py_DECREF(path_obj); return NULL; }
     mms_clip *m = NULL;
     mms_status rc;
     const char *path = PyBytes_AS_STRING(path_obj);
