@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--total-mib", type=int, default=1024)
     ap.add_argument("--m", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
+    ap.add_argument("--shapes", nargs="+", help="only these shape names (e.g. lm_head)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     mmsuite.set_num_threads(args.threads)
@@ -67,6 +68,8 @@ def main():
     bw_all = []
     for dtype in args.dtypes:
         for name, K, N in SHAPES:
+            if args.shapes and name not in args.shapes:
+                continue
             w3 = weight_copies(K, N, dtype, total, rng)
             wbytes = w3[0].nbytes
             for M in args.m:

@@ -138,8 +138,8 @@ mms_backend *mms_backend_cuda(mms_error *err);
 /* Does the CPU have AMX-BF16 / AVX512-BF16 (reported, used by oneDNN automatically)? */
 int mms_cpu_has_amx(void);
 /* Measured memory read bandwidth in bytes/s: `threads` threads (<= 0: mms_get_num_threads())
- * stream a buffer of `bytes` (0: 1 GiB, past any L3); best of `reps` (<= 0: 5) passes; 0 when
- * the buffer cannot be allocated. The roofline for decode GEMV (cpu/membw.c). Takes ~1 s. */
+ * read a buffer of `bytes` (0: 1 GiB, past any L3), 4 streams each; best of `reps` (<= 0: 5)
+ * passes; 0 when the buffer cannot be allocated. The roofline for decode GEMV (cpu/membw.c). */
 double mms_cpu_measure_read_bw(size_t bytes, int threads, int reps);
 /* Release the CPU backend's cache of freed activation buffers. Thread safe. */
 void mms_cpu_trim(void);
