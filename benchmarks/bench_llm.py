@@ -210,7 +210,7 @@ def peak_rss_child(path, n_prompt=512, n_decode=32):
     n_decode, against weights + KV cache (the issue's bound: <= +15%)."""
     from common import run_child
     code = f"""
-import resource, numpy as np, mmsuite
+import numpy as np, mmsuite
 from mmsuite import _C
 lm = mmsuite.load({path!r}, dtype="bfloat16", context_length={n_prompt + n_decode})
 st = _C.lm_state_new(lm._h, 1, {n_prompt + n_decode}, "bfloat16", {n_prompt})
@@ -218,7 +218,9 @@ lg = _C.lm_forward(st, np.array([0]), np.array([{n_prompt}]), ids=np.arange(3, {
 for _ in range({n_decode}):
     lg = _C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([int(lg[0].argmax())]))
 info = _C.lm_state_op(st, "info")
-print(repr(dict(rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, weights=lm.info["weight_bytes_mapped"],
+# VmHWM, not ru_maxrss: after fork+exec ru_maxrss keeps the (large) parent's figure
+hwm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(repr(dict(rss=hwm, weights=lm.info["weight_bytes_mapped"],
                 owned=lm.info["weight_bytes_owned"], kv=info["kv_bytes"], scratch=info["scratch_bytes"])))
 """
     env = dict(os.environ, PYTHONPATH=os.environ.get("MMSUITE_SRC", os.path.join(os.path.dirname(__file__), "..")))
@@ -244,6 +246,8 @@ def bench_vision(threads, repeats, batch=1):
         return _C.llava_image_features(m._h, px)
 
     got, ref = mm_feats(), torch_feats()
+    if hasattr(ref, "pooler_output"):  # transformers 5 returns a ModelOutput (projected rows in pooler_output)
+        ref = ref.pooler_output
     ref = ref[0] if isinstance(ref, (list, tuple)) else ref
     ref = ref.float().numpy().reshape(got.shape)
     err = float(np.abs(got - ref).max() / np.abs(ref).max())

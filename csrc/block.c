@@ -224,9 +224,10 @@ static mms_status block_mlp(mms_backend *be, const mms_block_config *cfg, const 
     mms_status rc;
     if (cfg->gated) { /* SwiGLU: fc2(act(gate h) * fc1 h) */
         mms_tensor tg = dev_view(be, s->gu, MMS_DTYPE_F32, M, F), tu = dev_view(be, s->gu + M * F, MMS_DTYPE_F32, M, F);
-        if ((rc = mms_op_linear(be, h, &bw->gate, MMS_ACT_NONE, NULL, &tg, err)) != MMS_OK ||
+        /* the activation runs as the gate GEMM's fused (vectorized) epilogue; glu only multiplies */
+        if ((rc = mms_op_linear(be, h, &bw->gate, cfg->act, NULL, &tg, err)) != MMS_OK ||
             (rc = mms_op_linear(be, h, &bw->fc1, MMS_ACT_NONE, NULL, &tu, err)) != MMS_OK ||
-            (rc = mms_op_glu(be, s->gu, F, s->gu + M * F, F, M, F, cfg->act, &tffn, err)) != MMS_OK)
+            (rc = mms_op_glu(be, s->gu, F, s->gu + M * F, F, M, F, MMS_ACT_NONE, &tffn, err)) != MMS_OK)
             return rc;
     } else if ((rc = mms_op_linear(be, h, &bw->fc1, cfg->act, NULL, &tffn, err)) != MMS_OK) {
         return rc;

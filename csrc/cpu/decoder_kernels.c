@@ -79,6 +79,13 @@ mms_status mms_cpu_rope(mms_backend *be, float *x, int64_t rows, int64_t stride,
 
 /* ---- gated MLP product ---- */
 CLONES static void glu_row(const float *g, const float *u, int64_t F, mms_act act, float *of, uint16_t *ob) {
+    if (act == MMS_ACT_NONE) { /* gate already activated (the decoders fuse it into the gate GEMM) */
+        if (of)
+            for (int64_t i = 0; i < F; i++) of[i] = g[i] * u[i];
+        else
+            for (int64_t i = 0; i < F; i++) ob[i] = mms_f32_to_bf16(g[i] * u[i]);
+        return;
+    }
     if (act == MMS_ACT_SILU) {
         if (of)
             for (int64_t i = 0; i < F; i++) of[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
