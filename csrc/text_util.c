@@ -55,3 +55,30 @@ mms_status mms_batch_status(int64_t n, int64_t bad, const mms_error *bad_err, in
                                      "%lld (truncate is off)", (long long)i, (long long)totals[i], (long long)L);
     return MMS_OK;
 }
+
+mms_status mms_batch_run(int64_t n, int nthreads, size_t work_size, void (*work_free)(void *), mms_batch_row_fn row,
+                         const void *ctx, int truncate, int64_t L, int64_t *n_tokens, mms_error *err) {
+    if (n == 0) return MMS_OK;
+    int64_t *totals = n_tokens ? n_tokens : mms_malloc((size_t)n * sizeof *totals);
+    if (!totals) return mms_error_set(err, MMS_ERR_NOMEM, "encode_batch: out of memory");
+    int64_t bad = n; /* first failing text */
+    mms_error bad_err = {MMS_OK, ""};
+    int nt = nthreads > 0 ? nthreads : mms_get_num_threads();
+    if (nt < 1 || n < 32) nt = 1;
+#pragma omp parallel num_threads(nt)
+    {
+        void *work = mms_calloc(1, work_size ? work_size : 1);
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t i = 0; i < n; i++) {
+            mms_error e = {MMS_ERR_NOMEM, "encode_batch: out of memory for the thread's scratch"};
+            if (!work || row(ctx, work, i, &totals[i], &e) != MMS_OK) mms_batch_note_error(i, &e, &bad, &bad_err);
+        }
+        if (work) {
+            work_free(work);
+            mms_free(work);
+        }
+    }
+    mms_status st = mms_batch_status(n, bad, &bad_err, truncate, totals, L, err);
+    if (!n_tokens) mms_free(totals);
+    return st;
+}

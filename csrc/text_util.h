@@ -83,4 +83,15 @@ void mms_batch_note_error(int64_t i, const mms_error *e, int64_t *bad, mms_error
 mms_status mms_batch_status(int64_t n, int64_t bad, const mms_error *bad_err, int truncate,
                             const int64_t *totals, int64_t L, mms_error *err);
 
+/* One text of a batch: encode text i into its row, with `work` the calling thread's scratch
+ * (zeroed before its first row); *total = its untruncated token count. */
+typedef mms_status (*mms_batch_row_fn)(const void *ctx, void *work, int64_t i, int64_t *total, mms_error *e);
+
+/* The batch loop both encoders share: rows [0, n) over nthreads (0 = all; one thread for
+ * fewer than 32 texts, where a team costs more than it saves), a work_size-byte scratch per
+ * thread released with work_free, then mms_batch_status's rules (first failing text, or with
+ * truncate off the first text over L). n_tokens (n,) receives each total when not NULL. */
+mms_status mms_batch_run(int64_t n, int nthreads, size_t work_size, void (*work_free)(void *), mms_batch_row_fn row,
+                         const void *ctx, int truncate, int64_t L, int64_t *n_tokens, mms_error *err);
+
 #endif /* MMS_TEXT_UTIL_H */

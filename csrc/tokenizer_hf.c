@@ -545,6 +545,24 @@ static mms_status encode_row(const mms_hf_tokenizer *t, hf_work *w, const char *
     return MMS_OK;
 }
 
+/* one text of a batch (mms_batch_run's row callback) */
+typedef struct hf_batch_ctx {
+    const mms_hf_tokenizer *t;
+    const char *const *texts;
+    const size_t *lens;
+    const mms_hf_batch_params *p;
+    int64_t *ids, *mask;
+} hf_batch_ctx;
+
+static mms_status hf_batch_row(const void *ctx, void *work, int64_t i, int64_t *total, mms_error *e) {
+    const hf_batch_ctx *c = ctx;
+    const int64_t L = c->p->context_length;
+    return encode_row(c->t, work, c->texts[i], c->lens[i], c->p, c->ids + i * L, c->mask ? c->mask + i * L : NULL,
+                      total, e);
+}
+
+static void hf_work_free(void *w) { work_free(w); }
+
 mms_status mms_hf_tokenizer_encode_batch(const mms_hf_tokenizer *t, const char *const *texts, const size_t *lens,
                                          int64_t n, mms_hf_batch_params p, int64_t *ids, int64_t *mask,
                                          int64_t *n_tokens, mms_error *err) {
@@ -553,26 +571,7 @@ mms_status mms_hf_tokenizer_encode_batch(const mms_hf_tokenizer *t, const char *
     if (n < 0 || p.context_length < min_len)
         return mms_error_set(err, MMS_ERR_VALUE, "encode_batch: need n >= 0 and context_length >= %lld, got n=%lld, "
                              "context_length=%lld", (long long)min_len, (long long)n, (long long)p.context_length);
-    if (n == 0) return MMS_OK;
-    int64_t *totals = n_tokens ? n_tokens : mms_malloc((size_t)n * sizeof *totals);
-    if (!totals) return mms_error_set(err, MMS_ERR_NOMEM, "encode_batch: out of memory");
-    int64_t L = p.context_length, bad = n; /* first failing text */
-    mms_error bad_err = {MMS_OK, ""};
-    int nt = p.n_threads > 0 ? p.n_threads : mms_get_num_threads();
-    if (nt < 1 || n < 32) nt = 1; /* a team costs more than a few texts */
-#pragma omp parallel num_threads(nt)
-    {
-        hf_work w = {0};
-#pragma omp for schedule(dynamic, 8)
-        for (int64_t i = 0; i < n; i++) {
-            mms_error e;
-            mms_status st = encode_row(t, &w, texts[i], lens[i], &p, ids + i * L, mask ? mask + i * L : NULL,
-                                       &totals[i], &e);
-            if (st) mms_batch_note_error(i, &e, &bad, &bad_err);
-        }
-        work_free(&w);
-    }
-    mms_status st = mms_batch_status(n, bad, &bad_err, p.truncate, totals, L, err);
-    if (!n_tokens) mms_free(totals);
-    return st;
+    hf_batch_ctx c = {t, texts, lens, &p, ids, mask};
+    return mms_batch_run(n, p.n_threads, sizeof(hf_work), hf_work_free, hf_batch_row, &c, p.truncate,
+                         p.context_length, n_tokens, err);
 }
