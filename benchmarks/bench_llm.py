@@ -146,6 +146,7 @@ def bench_tinyllama(threads, repeats, n_prompt=512, n_decode=128):
     rng = np.random.default_rng(0)
     prompt = rng.integers(3, 32000, size=n_prompt).astype(np.int64)
     lm = mmsuite.load(path, dtype="bfloat16", context_length=n_prompt + n_decode + 8)
+    lm_mem = mmsuite.load(path, dtype="bfloat16", context_length=n_prompt + n_decode + 8, mmap=False)
     tb = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16, attn_implementation="sdpa").eval()
     tf = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="sdpa").eval()
 
@@ -154,6 +155,9 @@ def bench_tinyllama(threads, repeats, n_prompt=512, n_decode=128):
 
     def mm_decode():
         return mm_prefill_decode(lm._h, prompt, n_decode, n_prompt + n_decode + 8)[1]
+
+    def mm_mem_decode():  # weights read into huge-page memory (mmap=False)
+        return mm_prefill_decode(lm_mem._h, prompt, n_decode, n_prompt + n_decode + 8)[1]
 
     def torch_prefill(m):
         ids = torch.from_numpy(prompt)[None]
@@ -175,13 +179,15 @@ def bench_tinyllama(threads, repeats, n_prompt=512, n_decode=128):
             return time.perf_counter() - t
 
     bw = []
-    res = {k: [] for k in ("mm_prefill", "tb_prefill", "tf_prefill", "mm_decode", "tb_decode", "tf_decode")}
+    res = {k: [] for k in ("mm_prefill", "tb_prefill", "tf_prefill", "mm_decode", "mm_mem_decode", "tb_decode",
+                           "tf_decode")}
     mm_prefill(), torch_prefill(tb), torch_prefill(tf)  # warm-up
     for _ in range(repeats):
         res["mm_prefill"].append(mm_prefill())
         res["tb_prefill"].append(torch_prefill(tb)[0])
         res["tf_prefill"].append(torch_prefill(tf)[0])
         res["mm_decode"].append(mm_decode())
+        res["mm_mem_decode"].append(mm_mem_decode())
         res["tb_decode"].append(torch_decode(tb))
         res["tf_decode"].append(torch_decode(tf))
         bw.append(read_bandwidth(threads))
@@ -191,10 +197,12 @@ def bench_tinyllama(threads, repeats, n_prompt=512, n_decode=128):
     r = {"model": "TinyLlama-1.1B-shaped, random bf16", "prompt_tokens": n_prompt, "decode_tokens": n_decode,
          "prefill_tok_s": {"mmsuite_bf16": n_prompt / med(res["mm_prefill"]), "torch_bf16": n_prompt / med(res["tb_prefill"]),
                            "torch_fp32": n_prompt / med(res["tf_prefill"])},
-         "decode_tok_s": {"mmsuite_bf16": n_decode / med(res["mm_decode"]), "torch_bf16": n_decode / med(res["tb_decode"]),
+         "decode_tok_s": {"mmsuite_bf16": n_decode / med(res["mm_decode"]),
+                          "mmsuite_bf16_in_memory": n_decode / med(res["mm_mem_decode"]), "torch_bf16": n_decode / med(res["tb_decode"]),
                           "torch_fp32": n_decode / med(res["tf_decode"])},
          "read_bandwidth_GBs": bwm / 1e9, "bytes_per_token_GB": bpt / 1e9, "roofline_tok_s": roof}
     r["decode_vs_roofline"] = r["decode_tok_s"]["mmsuite_bf16"] / roof
+    r["decode_in_memory_vs_roofline"] = r["decode_tok_s"]["mmsuite_bf16_in_memory"] / roof
     r["decode_vs_best_torch"] = r["decode_tok_s"]["mmsuite_bf16"] / max(r["decode_tok_s"]["torch_bf16"], r["decode_tok_s"]["torch_fp32"])
     r["prefill_vs_best_torch"] = r["prefill_tok_s"]["mmsuite_bf16"] / max(r["prefill_tok_s"]["torch_bf16"], r["prefill_tok_s"]["torch_fp32"])
     mem = lm.memory()
@@ -269,6 +277,7 @@ def bench_llava7b_estimate(threads, repeats, vision_s, n_prompt=600, n_decode=32
         cfg = dict(LLAMA7B, num_hidden_layers=L)
         path = ensure_llama(f"llama7b-shape-{L}layer", cfg)
         lm = mmsuite.load(path, dtype="bfloat16", context_length=n_prompt + n_decode + 8)
+    lm_mem = mmsuite.load(path, dtype="bfloat16", context_length=n_prompt + n_decode + 8, mmap=False)
         prompt = np.random.default_rng(0).integers(3, 32000, size=n_prompt).astype(np.int64)
         pre, dec = [], []
         for _ in range(repeats):

@@ -73,6 +73,11 @@ static int v5_names(const mms_weights *w) {
 }
 
 mms_status mms_llava_load(const char *dir, mms_dtype dtype, mms_backend *be, mms_llava **out, mms_error *err) {
+    return mms_llava_load_ex(dir, dtype, be, 0, out, err);
+}
+
+mms_status mms_llava_load_ex(const char *dir, mms_dtype dtype, mms_backend *be, int weight_flags, mms_llava **out,
+                             mms_error *err) {
     *out = NULL;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -105,7 +110,7 @@ mms_status mms_llava_load(const char *dir, mms_dtype dtype, mms_backend *be, mms
         }
         c->vision_layers_run = idx;
     }
-    TRY(mms_weights_open(dir, NULL, &w, err));
+    TRY(mms_weights_open_ex(dir, NULL, weight_flags, &w, err));
     const int v5 = v5_names(w);
     {
         const char *ren[] = {"vision_model.", v5 ? "model.vision_tower.vision_model." : "vision_tower.vision_model."};

@@ -41,6 +41,9 @@ typedef struct mms_llava mms_llava;
 /* Load config.json + safetensors (transformers v4 names "language_model.model.*" /
  * "vision_tower.*" or v5 names "model.language_model.*"). dtype: F32 or BF16 compute. */
 mms_status mms_llava_load(const char *dir, mms_dtype dtype, mms_backend *be, mms_llava **out, mms_error *err);
+/* Same with mms_weights_open_ex flags (MMS_WEIGHTS_IN_MEMORY). */
+mms_status mms_llava_load_ex(const char *dir, mms_dtype dtype, mms_backend *be, int weight_flags, mms_llava **out,
+                             mms_error *err);
 void mms_llava_free(mms_llava *m);
 const mms_llava_config *mms_llava_get_config(const mms_llava *m);
 const mms_decoder *mms_llava_decoder(const mms_llava *m);

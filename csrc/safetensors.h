@@ -26,6 +26,12 @@ typedef struct mms_weights mms_weights;
  * (e.g. "open_clip_model.safetensors"). On success *out owns the mappings. */
 mms_status mms_weights_open(const char *path, const char *filename, mms_weights **out, mms_error *err);
 
+/* Flags of mms_weights_open_ex. MMS_WEIGHTS_IN_MEMORY: read the files into anonymous memory
+ * backed by transparent huge pages instead of mapping them (a load-time copy, same RSS once
+ * loaded; ~9 % faster weight streaming for token-by-token decoding; the file may then change
+ * or vanish without affecting the model). */
+#define MMS_WEIGHTS_IN_MEMORY 1
+mms_status mms_weights_open_ex(const char *path, const char *filename, int flags, mms_weights **out, mms_error *err);
 /* Drop the checkpoint's own references; mappings live on while tensors reference them. */
 void mms_weights_close(mms_weights *w);
 

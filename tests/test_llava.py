@@ -259,3 +259,17 @@ def test_ask_end_to_end_with_tokenizer_json(case, name, tmp_path):
     full_ids, emb = m.build_prompt(ids, [img])
     n_ref = int((np.load(os.path.join(case, "input_ids.npy")) == m.image_token_id).sum())
     assert full_ids.count(m.image_token_id) == n_ref and emb.shape == (len(full_ids), m.info["hidden_size"])
+
+
+def test_in_memory_weights_equal_mapped():
+    """mmap=False reads the checkpoint into (huge-page) memory: same numbers, and the model no
+    longer depends on the file."""
+    ids = np.load(os.path.join(L15, "input_ids.npy"))[0]
+    img = [os.path.join(L15, "astronaut_64x80.png")]
+    mapped = mmsuite.load(os.path.join(L15, "model"))
+    a = mapped.forward(input_ids=ids, images=img)
+    m = mmsuite.load(os.path.join(L15, "model"), mmap=False)
+    assert np.array_equal(m.forward(input_ids=ids, images=img), a)
+    # the decoder's weights now live in process memory rather than in the file mapping
+    assert mapped.memory()["weights_owned"] < 0.1 * mapped.memory()["weights_mapped"]
+    assert m.memory()["weights_owned"] > 0.5 * m.memory()["weights_mapped"]

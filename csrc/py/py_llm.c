@@ -89,7 +89,7 @@ static PyObject *wrap_handle(mms_decoder *lm, mms_llava *llava) {
 }
 
 /* Load a standalone causal LM directory (config.json at the root). */
-static mms_status load_lm(const char *dir, mms_dtype dt, mms_backend *be, mms_decoder **out, mms_error *err) {
+static mms_status load_lm(const char *dir, mms_dtype dt, mms_backend *be, int wflags, mms_decoder **out, mms_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     struct stat sb;
@@ -100,7 +100,7 @@ static mms_status load_lm(const char *dir, mms_dtype dt, mms_backend *be, mms_de
     mms_decoder_config cfg;
     mms_weights *w = NULL;
     rc = mms_decoder_config_parse(&j, j.root, NULL, &cfg, err);
-    if (rc == MMS_OK) rc = mms_weights_open(dir, NULL, &w, err);
+    if (rc == MMS_OK) rc = mms_weights_open_ex(dir, NULL, wflags, &w, err);
     if (rc == MMS_OK) rc = mms_decoder_load(w, &cfg, dt, be, out, err);
     mms_weights_close(w);
     mms_json_free(&j);
@@ -108,11 +108,14 @@ static mms_status load_lm(const char *dir, mms_dtype dt, mms_backend *be, mms_de
 }
 
 static PyObject *py_load(PyObject *args, PyObject *kw, int llava) {
-    static char *kwlist[] = {"path", "dtype", "device", NULL};
+    static char *kwlist[] = {"path", "dtype", "device", "mmap", NULL};
     PyObject *path_obj;
     const char *dtype = "float32", *device = "cpu";
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ss", kwlist, PyUnicode_FSConverter, &path_obj, &dtype, &device))
+    int use_mmap = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ssp", kwlist, PyUnicode_FSConverter, &path_obj, &dtype, &device,
+                                     &use_mmap))
         return NULL;
+    const int wflags = use_mmap ? 0 : MMS_WEIGHTS_IN_MEMORY;
     mms_dtype dt;
     if (mms_py_parse_dtype(dtype, &dt) < 0) { Py_DECREF(path_obj); return NULL; }
     mms_error err = {0};
@@ -123,7 +126,7 @@ static PyObject *py_load(PyObject *args, PyObject *kw, int llava) {
     mms_llava *lv = NULL;
     const char *path = PyBytes_AS_STRING(path_obj);
     Py_BEGIN_ALLOW_THREADS
-    rc = llava ? mms_llava_load(path, dt, be, &lv, &err) : load_lm(path, dt, be, &lm, &err);
+    rc = llava ? mms_llava_load_ex(path, dt, be, wflags, &lv, &err) : load_lm(path, dt, be, wflags, &lm, &err);
     Py_END_ALLOW_THREADS
     Py_DECREF(path_obj);
     if (rc != MMS_OK) return mms_py_raise(&err);
@@ -468,8 +471,8 @@ static PyObject *py_sample(PyObject *self, PyObject *args, PyObject *kw) {
 }
 
 static PyMethodDef llm_methods[] = {
-    {"lm_load", (PyCFunction)(void (*)(void))py_lm_load, METH_VARARGS | METH_KEYWORDS, "lm_load(path, dtype='float32', device='cpu') -> causal LM handle"},
-    {"llava_load", (PyCFunction)(void (*)(void))py_llava_load, METH_VARARGS | METH_KEYWORDS, "llava_load(path, dtype='float32', device='cpu') -> LLaVA handle"},
+    {"lm_load", (PyCFunction)(void (*)(void))py_lm_load, METH_VARARGS | METH_KEYWORDS, "lm_load(path, dtype='float32', device='cpu', mmap=True) -> causal LM handle (mmap=False: weights read into huge-page memory)"},
+    {"llava_load", (PyCFunction)(void (*)(void))py_llava_load, METH_VARARGS | METH_KEYWORDS, "llava_load(path, dtype='float32', device='cpu', mmap=True) -> LLaVA handle"},
     {"lm_unload", py_lm_unload, METH_O, "free a model's weights (refused while states are alive)"},
     {"lm_info", py_lm_info, METH_O, "config and memory of a language model / LLaVA handle"},
     {"lm_embed", py_lm_embed, METH_VARARGS, "lm_embed(model, ids) -> (n, hidden) float32 token embeddings"},
