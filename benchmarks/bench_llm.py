@@ -277,7 +277,6 @@ def bench_llava7b_estimate(threads, repeats, vision_s, n_prompt=600, n_decode=32
         cfg = dict(LLAMA7B, num_hidden_layers=L)
         path = ensure_llama(f"llama7b-shape-{L}layer", cfg)
         lm = mmsuite.load(path, dtype="bfloat16", context_length=n_prompt + n_decode + 8)
-    lm_mem = mmsuite.load(path, dtype="bfloat16", context_length=n_prompt + n_decode + 8, mmap=False)
         prompt = np.random.default_rng(0).integers(3, 32000, size=n_prompt).astype(np.int64)
         pre, dec = [], []
         for _ in range(repeats):
