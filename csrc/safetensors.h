@@ -28,8 +28,8 @@ mms_status mms_weights_open(const char *path, const char *filename, mms_weights 
 
 /* Flags of mms_weights_open_ex. MMS_WEIGHTS_IN_MEMORY: read the files into anonymous memory
  * backed by transparent huge pages instead of mapping them (a load-time copy, same RSS once
- * loaded; ~9 % faster weight streaming for token-by-token decoding; the file may then change
- * or vanish without affecting the model). */
+ * loaded; token-by-token decoding measured 1-9 % faster, depending on how many huge pages the
+ * kernel can give; the file may then change or vanish without affecting the model). */
 #define MMS_WEIGHTS_IN_MEMORY 1
 mms_status mms_weights_open_ex(const char *path, const char *filename, int flags, mms_weights **out, mms_error *err);
 /* Drop the checkpoint's own references; mappings live on while tensors reference them. */

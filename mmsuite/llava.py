@@ -397,8 +397,8 @@ def load_language_model(path, dtype="float32", context_length=None, kv_dtype=Non
     device: 'cpu' or 'cuda' (weights, KV cache and every layer on the GPU; token embeddings for
     merged LLaVA inputs and the sampler stay on the host).
     mmap: True (default) uses the weights from the memory-mapped checkpoint; False reads them
-    into huge-page memory at load (same resident size, a load-time copy, ~9 % faster CPU
-    decoding; see docs/performance.md)."""
+    into huge-page memory at load (same resident size, a load-time copy; CPU decoding measured
+    1-9 % faster, see docs/performance.md)."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', not {dtype!r}")
     dtype = _DTYPES[dtype]
