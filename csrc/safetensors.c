@@ -77,6 +77,12 @@ static mms_status read_file_anon(const char *path, int fd, size_t size, mms_stor
             }
             done += (size_t)r;
         }
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+        /* ask for the huge pages now (synchronous collapse, Linux >= 6.1; harmless elsewhere):
+         * MADV_HUGEPAGE alone gets none when memory is fragmented */
+        madvise(p, size, MADV_COLLAPSE);
         mprotect(p, size, PROT_READ);
     }
     mms_storage *s = mms_calloc(1, sizeof *s);
