@@ -42,7 +42,7 @@ TEMPLATES = {"llava15": LLAVA15_CHAT_TEMPLATE, "mistral": LLAVA_NEXT_MISTRAL_CHA
 
 
 def _hf_render(messages, template, **kwargs):
-    cu = pytest.importorskip("transformers.utils.chat_template_utils")
+    import transformers.utils.chat_template_utils as cu  # test-only reference (tools/setup.sh)
     rendered, _ = cu.render_jinja_template([messages], chat_template=template, **kwargs)
     return rendered[0]
 

@@ -15,16 +15,10 @@ import pytest
 from mmsuite import _C
 
 
-def _hf():
-    try:
-        import torch
-        from transformers.generation import logits_process as lp
-    except Exception:  # no torch/transformers: numpy transcription only
-        return None
-    return torch, lp
+import torch  # test-only references, installed by tools/setup.sh
+from transformers.generation import logits_process as lp
 
-
-HF = _hf()
+HF = (torch, lp)
 
 
 # ---- references -------------------------------------------------------------------------------
@@ -58,11 +52,7 @@ def np_warp(w, temperature=1.0, top_k=0, top_p=1.0):
 
 
 def hf_process(logits, hist, penalty=1.0, temperature=1.0, top_k=0, top_p=1.0, do_sample=True):
-    """HF's processors (as generate() orders them) on one row; numpy fallback without torch."""
-    if HF is None:
-        w = np_penalty(logits, hist, penalty)
-        return np_warp(w, temperature, top_k, top_p) if do_sample else w
-    torch, lp = HF
+    """HF's processors (as generate() orders them) on one row."""
     ids = torch.from_numpy(hist[hist >= 0].astype(np.int64))[None]
     s = torch.from_numpy(logits.astype(np.float32).copy())[None]
     procs = []
@@ -299,7 +289,6 @@ def test_invalid_arrays():
     assert _C.sample(logits, hist, r, do_sample=False, temperature=0.0, top_p=0.0).shape == (3,)
 
 
-@pytest.mark.skipif(HF is None, reason="needs torch + transformers")
 def test_numpy_reference_matches_hf():
     logits, hist = random_case(6, n=20)
     for params in WARP_CASES:

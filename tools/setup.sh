@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up mmsuite on a fresh Debian/Ubuntu machine (idempotent; run as root or with sudo):
 # system libraries from apt, a virtual environment in .venv, and an editable build of the
-# C extension. Pass --bench to also install the benchmark comparators (torch, transformers).
+# C extension, plus the reference implementations the tests and benchmarks compare against (torch, transformers; never runtime dependencies). --bench is accepted for compatibility.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +20,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
 .venv/bin/python -m pip install -q --disable-pip-version-check numpy "onednn-devel-cpu-gomp==2023.2.0" \
     "onednn-cpu-gomp==2023.2.0" "ftfy==6.3.1" "jinja2>=3.1" pytest pillow
+# reference implementations the tests compare against (never runtime dependencies of mmsuite)
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" transformers
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
-if [ "${1:-}" = "--bench" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" transformers pillow
-fi
 .venv/bin/python -c "import mmsuite; print('mmsuite', mmsuite.__version__, 'ready:', mmsuite._C.cpu_info())"
