@@ -19,6 +19,7 @@ from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ._jsonio import read_json
 from .errors import ConfigError
 
 __all__ = ["LLAVA15_CHAT_TEMPLATE", "LLAVA_NEXT_MISTRAL_CHAT_TEMPLATE", "LLAVA_NEXT_VICUNA_CHAT_TEMPLATE",
@@ -188,11 +189,7 @@ def render(messages, template, add_generation_prompt=True, continue_final_messag
 # ---- loading ---------------------------------------------------------------------------------
 
 def _read_json(path):
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"chat: '{path}' is not valid JSON: {e}") from None
+    return read_json(path, "chat", ConfigError)
 
 
 def _pick_named(value, name, where):

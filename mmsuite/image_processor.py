@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from ._jsonio import read_json
 from . import _C
 from .errors import ConfigError
 
@@ -166,13 +167,7 @@ class ImageProcessor:
         file = os.path.join(path, "preprocessor_config.json") if os.path.isdir(path) else path
         if not os.path.isfile(file):
             raise FileNotFoundError(f"image processor: no preprocessor config at '{file}'")
-        try:
-            with open(file, "r", encoding="utf-8") as f:
-                d = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"image processor: '{file}' is not valid JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise ConfigError(f"image processor: '{file}' does not hold a JSON object")
+        d = read_json(file, "image processor", ConfigError, object_only=True)
         return cls.from_dict(d, **overrides)
 
     def to_dict(self):

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import os
 import threading
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from ._jsonio import read_json
 from ._native import _C
-from .errors import ConfigError, FormatError
+from .errors import ConfigError
 from .generation import GenerationConfig, GenerationOutput, Generator
 from .hub import resolve_model_path
 
@@ -42,11 +42,7 @@ def _gen_config(base: GenerationConfig, **kw) -> GenerationConfig:
 
 
 def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except ValueError as e:
-        raise FormatError(f"{path}: not valid JSON: {e}") from None
+    return read_json(path)
 
 
 def _generation_defaults(path, info):

@@ -9,7 +9,6 @@ or text. Model side: the anyres grid / unpad geometry as plain ints for the C en
 Where v4.47.1 differs from later transformers (padding an odd margin, token-count rounding) the
 v4.47.1 behaviour is kept; see shared/conformance/README.md, "LLaVA-NeXT / 1.6".
 """
-import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._jsonio import read_json
 from . import _C
 from .errors import ConfigError
 from .image_processor import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ImageProcessor, _as_list, _as_source, _size_dict
@@ -269,14 +269,7 @@ _NEXT_IGNORED = {"image_processor_type", "processor_class", "_processor_class", 
 
 
 def _read_json(path, what):
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            d = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{what}: '{path}' is not valid JSON: {e}") from None
-    if not isinstance(d, dict):
-        raise ConfigError(f"{what}: '{path}' does not hold a JSON object")
-    return d
+    return read_json(path, what, ConfigError, object_only=True)
 
 
 class LlavaNextImageProcessor:

@@ -27,7 +27,6 @@ re-exported here.
 """
 import gzip
 import html
-import json
 import os
 import re
 import string
@@ -35,6 +34,7 @@ import zlib
 
 import numpy as np
 
+from ._jsonio import read_json
 from . import _C
 from .errors import FormatError, UnsupportedError
 
@@ -59,13 +59,7 @@ _UNSET_MAX_LENGTH = 10**9
 
 def _read_json(path):
     """Parsed JSON file, or None if it does not exist; FormatError names a corrupt file."""
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: invalid JSON: {e}") from None
+    return read_json(path, missing_ok=True)
 
 
 def _check_batch_options(padding, return_tensors):
