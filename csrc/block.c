@@ -182,12 +182,15 @@ mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg,
     const int64_t D = cfg->hidden, A = cfg->n_heads * cfg->head_dim, F = cfg->ffn;
     const int64_t W = D > A ? D : A;
     s->max_tokens = T;
-    s->h = be->vt->alloc(be, (size_t)(T * W) * 4);
-    s->qkv = be->vt->alloc(be, (size_t)(T * 3 * A) * 4);
-    s->att = be->vt->alloc(be, (size_t)(T * A) * 4);
-    s->ffn = be->vt->alloc(be, (size_t)(T * F) * 4);
-    s->tmp = be->vt->alloc(be, (size_t)(T * D) * 4);
-    if (cfg->gated) s->gu = be->vt->alloc(be, (size_t)(T * 2 * F) * 4);
+    const size_t sz[6] = {(size_t)(T * W) * 4, (size_t)(T * 3 * A) * 4, (size_t)(T * A) * 4, (size_t)(T * F) * 4,
+                          (size_t)(T * D) * 4, cfg->gated ? (size_t)(T * 2 * F) * 4 : 0};
+    s->h = be->vt->alloc(be, sz[0]);
+    s->qkv = be->vt->alloc(be, sz[1]);
+    s->att = be->vt->alloc(be, sz[2]);
+    s->ffn = be->vt->alloc(be, sz[3]);
+    s->tmp = be->vt->alloc(be, sz[4]);
+    if (cfg->gated) s->gu = be->vt->alloc(be, sz[5]);
+    for (int i = 0; i < 6; i++) s->bytes += sz[i];
     if (!s->h || !s->qkv || !s->att || !s->ffn || !s->tmp || (cfg->gated && !s->gu)) {
         mms_block_scratch_free(be, s);
         return mms_error_set(err, MMS_ERR_NOMEM, "out of memory for activations (%lld tokens)", (long long)T);

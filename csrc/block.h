@@ -74,6 +74,7 @@ typedef struct mms_block_scratch {
     void *ffn;  /* (tokens, F)   MLP inner activations                               */
     float *tmp; /* (tokens, D)   F32 ping-pong buffer for residual outputs           */
     float *gu;  /* (tokens, 2F)  F32 gate and up projections (gated MLPs only)         */
+    size_t bytes; /* total allocated, for memory reports                                   */
 } mms_block_scratch;
 
 mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg, int64_t max_tokens,

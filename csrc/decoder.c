@@ -266,11 +266,10 @@ mms_status mms_decoder_state_new(const mms_decoder *d, int64_t n_slots, int64_t 
         mms_decoder_state_free(st);
         return rc;
     }
-    const int64_t A = c->block.n_heads * c->block.head_dim, F = c->block.ffn;
     st->kv_bytes = 2 * (int64_t)per_layer * c->n_layers;
-    st->scratch_bytes = max_tokens * (int64_t)(4 * D * 2 + (D > A ? D : A) * 4 + 3 * A * 4 + A * 4 + F * 4 + D * 4 +
-                                               (c->block.gated ? 8 * F : 0) + 16) +
-                        (st->logits_dev ? max_tokens * c->vocab * 4 : 0);
+    /* the block scratch + hidden rows (x, hn) + host positions/ids (+ device logits, ids) */
+    st->scratch_bytes = (int64_t)st->s.bytes + 2 * max_tokens * D * 4 + 2 * max_tokens * 8 +
+                        (st->logits_dev ? max_tokens * c->vocab * 4 + max_tokens * 8 : 0);
     *out = st;
     return MMS_OK;
 }
