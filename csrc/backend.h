@@ -48,6 +48,11 @@ typedef struct mms_attn_args {
                                 reads kv head h / (n_heads / n_kv_heads); 0 = n_heads          */
     int64_t window;          /* sliding window (Mistral): query i (at key index i + n_kv - n_q)
                                 sees keys j > i + n_kv - n_q - window; 0 = unlimited           */
+    const float *rel_bias;   /* relative position bias (T5), on the backend's device, or NULL:
+                                (n_heads, 2 * rel_max + 1); query i (position p = i + n_kv - n_q)
+                                and key j get + rel_bias[h][rel_max + clamp(j - p, +-rel_max)]
+                                added to their scaled score                                     */
+    int64_t rel_max;
 } mms_attn_args;
 
 /* Attention of new queries over a KV cache (decoders). The cache holds n_kv rows of
@@ -62,6 +67,9 @@ typedef struct mms_kv_attn_args {
     void *out; mms_dtype out_dtype; int64_t out_row;
     int64_t window;
     float scale;
+    int full;                /* 1: every query sees all n_kv keys (cross-attention)            */
+    const float *rel_bias;   /* as in mms_attn_args (query i at position n_kv - n_q + i)       */
+    int64_t rel_max;
 } mms_kv_attn_args;
 
 typedef struct mms_backend mms_backend;

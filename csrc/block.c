@@ -91,10 +91,24 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
             mms_tensor_release(&tw);
             goto fail;
         }
-        if (nm->qkv_bias) {
-            fmt_name(n2, sizeof n2, nm->qkv_bias, layer, "");
+        if (nm->qkv_bias) fmt_name(n2, sizeof n2, nm->qkv_bias, layer, "");
+        if (nm->qkv_bias && (mms_weights_find(w, n2) || !nm->q_bias)) {
             rc = mms_weights_get(w, n2, &tb, err);
             if (rc == MMS_OK && mms_tensor_numel(&tb) != 3 * A) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n2);
+        } else if (nm->q_bias) { /* [q_bias; 0; v_bias] */
+            int64_t ne_b[1] = {3 * A};
+            rc = mms_tensor_alloc(&tb, MMS_DTYPE_F32, 1, ne_b, err);
+            const char *parts[2] = {nm->q_bias, nm->v_bias};
+            if (rc == MMS_OK) memset((float *)tb.data + A, 0, (size_t)A * sizeof(float));
+            for (int i = 0; i < 2 && rc == MMS_OK; i++) {
+                mms_tensor t;
+                fmt_name(n2, sizeof n2, parts[i], layer, "");
+                rc = mms_weights_get(w, n2, &t, err);
+                if (rc != MMS_OK) break;
+                if (mms_tensor_numel(&t) != A) rc = mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n2);
+                else rc = mms_convert(t.data, t.dtype, (float *)tb.data + (i ? 2 * A : 0), MMS_DTYPE_F32, A, err);
+                mms_tensor_release(&t);
+            }
         }
         if (rc == MMS_OK) rc = mms_linear_prepare(be, &tw, tb.ndim ? &tb : NULL, cfg->compute, &out->qkv, err);
         mms_tensor_release(&tw);
@@ -158,6 +172,25 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
     TRY(mms_load_linear(be, w, n1, D, F, 0, cfg->compute, &out->fc1, err));
     fmt_name(n1, sizeof n1, nm->fc2, layer, "");
     TRY(mms_load_linear(be, w, n1, F, D, 0, cfg->compute, &out->fc2, err));
+    if (cfg->cross_dim > 0 && layer % (cfg->cross_every > 0 ? cfg->cross_every : 1) == 0) {
+        const int64_t Dc = cfg->cross_dim;
+        if (!nm->xq || !nm->xk || !nm->xv || !nm->xo || !nm->xnorm) {
+            rc = mms_error_set(err, MMS_ERR_INTERNAL, "block: cross-attention tensor names missing");
+            goto fail;
+        }
+        fmt_name(n1, sizeof n1, nm->xnorm, layer, ".weight");
+        TRY(mms_load_vector(be, w, n1, D, &out->xnorm_g, err));
+        if (has_bias_norm) { fmt_name(n1, sizeof n1, nm->xnorm, layer, ".bias"); TRY(mms_load_vector(be, w, n1, D, &out->xnorm_b, err)); }
+        fmt_name(n1, sizeof n1, nm->xq, layer, "");
+        TRY(mms_load_linear(be, w, n1, D, A, 0, cfg->compute, &out->xq, err));
+        fmt_name(n1, sizeof n1, nm->xk, layer, "");
+        TRY(mms_load_linear(be, w, n1, Dc, A, 0, cfg->compute, &out->xk, err));
+        fmt_name(n1, sizeof n1, nm->xv, layer, "");
+        TRY(mms_load_linear(be, w, n1, Dc, A, 0, cfg->compute, &out->xv, err));
+        fmt_name(n1, sizeof n1, nm->xo, layer, "");
+        TRY(mms_load_linear(be, w, n1, A, D, 0, cfg->compute, &out->xo, err));
+        out->has_cross = 1;
+    }
 #undef TRY
     return MMS_OK;
 fail:
@@ -170,7 +203,10 @@ void mms_block_release(mms_block_weights *bw) {
     mms_tensor_release(&bw->norm1_b);
     mms_tensor_release(&bw->norm2_g);
     mms_tensor_release(&bw->norm2_b);
-    mms_linear *ls[] = {&bw->qkv, &bw->q, &bw->k, &bw->v, &bw->o, &bw->fc1, &bw->fc2, &bw->gate};
+    mms_tensor_release(&bw->xnorm_g);
+    mms_tensor_release(&bw->xnorm_b);
+    mms_linear *ls[] = {&bw->qkv, &bw->q, &bw->k, &bw->v, &bw->o, &bw->fc1, &bw->fc2, &bw->gate,
+                        &bw->xq, &bw->xk, &bw->xv, &bw->xo};
     for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
         mms_linear_release(ls[i]);
     memset(bw, 0, sizeof *bw);
@@ -238,8 +274,49 @@ static mms_status block_mlp(mms_backend *be, const mms_block_config *cfg, const 
     return mms_op_linear(be, &tffn, &bw->fc2, MMS_ACT_NONE, residual, out, err);
 }
 
+mms_status mms_block_cross_kv(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
+                              const float *enc, int64_t n, float *k, float *v, mms_error *err) {
+    if (!bw->has_cross) return mms_error_set(err, MMS_ERR_INTERNAL, "block: this layer has no cross-attention");
+    const int64_t A = cfg->n_heads * cfg->head_dim;
+    mms_tensor te = dev_view(be, (void *)enc, MMS_DTYPE_F32, n, cfg->cross_dim);
+    mms_tensor tk = dev_view(be, k, MMS_DTYPE_F32, n, A), tv = dev_view(be, v, MMS_DTYPE_F32, n, A);
+    mms_status rc = mms_op_linear(be, &te, &bw->xk, MMS_ACT_NONE, NULL, &tk, err);
+    return rc != MMS_OK ? rc : mms_op_linear(be, &te, &bw->xv, MMS_ACT_NONE, NULL, &tv, err);
+}
+
+/* Cross-attention of rows h (M, D) (normed for pre-norm blocks) -> s->att, per sequence. */
+static mms_status block_cross_attend(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
+                                     const mms_tensor *h, int64_t M, const mms_block_cross *cr, mms_block_scratch *s,
+                                     mms_error *err) {
+    const int64_t H = cfg->n_heads, hd = cfg->head_dim, A = H * hd;
+    mms_tensor tq = dev_view(be, s->qkv, MMS_DTYPE_F32, M, A);
+    mms_status rc = mms_op_linear(be, h, &bw->xq, MMS_ACT_NONE, NULL, &tq, err);
+    if (rc != MMS_OK) return rc;
+    const size_t kvsz = mms_dtype_size(cr->kv_dtype), osz = mms_dtype_size(cfg->compute);
+    int64_t r0 = 0;
+    for (int64_t i = 0; i < cr->n_seqs; r0 += cr->n_rows[i], i++) {
+        if (cr->n_rows[i] == 0) continue;
+        if (r0 + cr->n_rows[i] > M || cr->kv_len[i] <= 0)
+            return mms_error_set(err, MMS_ERR_VALUE, "cross-attention: sequence %lld has %lld rows and %lld keys",
+                                 (long long)i, (long long)cr->n_rows[i], (long long)cr->kv_len[i]);
+        mms_kv_attn_args a;
+        memset(&a, 0, sizeof a);
+        a.n_q = cr->n_rows[i]; a.n_kv = cr->kv_len[i]; a.n_heads = H; a.n_kv_heads = H; a.head_dim = hd;
+        a.q = s->qkv + r0 * A; a.q_row = A;
+        a.k = (const char *)cr->k + (size_t)(cr->kv_off[i] * cr->kv_row) * kvsz;
+        a.v = (const char *)cr->v + (size_t)(cr->kv_off[i] * cr->kv_row) * kvsz;
+        a.kv_dtype = cr->kv_dtype; a.kv_row = cr->kv_row;
+        a.out = (char *)s->att + (size_t)(r0 * A) * osz; a.out_dtype = cfg->compute; a.out_row = A;
+        a.scale = cfg->attn_scale > 0 ? cfg->attn_scale : 1.0f / sqrtf((float)hd);
+        a.full = 1;
+        if ((rc = mms_op_kv_attention(be, &a, err)) != MMS_OK) return rc;
+    }
+    if (r0 != M) return mms_error_set(err, MMS_ERR_VALUE, "cross-attention: sequences cover %lld of %lld rows", (long long)r0, (long long)M);
+    return MMS_OK;
+}
+
 mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
-                            int64_t M, mms_block_scratch *s, mms_error *err) {
+                            int64_t M, const mms_block_cross *cross, mms_block_scratch *s, mms_error *err) {
     const int64_t D = cfg->hidden, A = cfg->n_heads * cfg->head_dim;
     const mms_dtype cd = cfg->compute;
     mms_tensor tx = dev_view(be, x, MMS_DTYPE_F32, M, D);
@@ -247,13 +324,30 @@ mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const 
     mms_tensor ttmp = dev_view(be, s->tmp, MMS_DTYPE_F32, M, D);
     mms_tensor tatt = dev_view(be, s->att, cd, M, A);
     mms_status rc;
+    if (bw->has_cross && !cross) return mms_error_set(err, MMS_ERR_VALUE, "block: a cross-attention layer needs encoder states");
 #define TRY(e) do { if ((rc = (e)) != MMS_OK) return rc; } while (0)
     /* tmp = o(att) + x */
     TRY(mms_op_linear(be, &tatt, &bw->o, MMS_ACT_NONE, &tx, &ttmp, err));
-    if (cfg->pre_norm) {
+    if (cfg->pre_norm && bw->has_cross) {
+        /* x = xo(cross(normx(tmp))) + tmp; tmp = mlp(norm2(x)) + x; x = tmp */
+        TRY(mms_block_norm(be, cfg, &ttmp, &bw->xnorm_g, &bw->xnorm_b, &th, err));
+        TRY(block_cross_attend(be, cfg, bw, &th, M, cross, s, err));
+        TRY(mms_op_linear(be, &tatt, &bw->xo, MMS_ACT_NONE, &ttmp, &tx, err));
+        TRY(mms_block_norm(be, cfg, &tx, &bw->norm2_g, &bw->norm2_b, &th, err));
+        TRY(block_mlp(be, cfg, bw, &th, &tx, &ttmp, s, err));
+        TRY(mms_op_copy2d(be, x, D, s->tmp, D, M, D, err));
+    } else if (cfg->pre_norm) {
         /* x = mlp(norm2(tmp)) + tmp */
         TRY(mms_block_norm(be, cfg, &ttmp, &bw->norm2_g, &bw->norm2_b, &th, err));
         TRY(block_mlp(be, cfg, bw, &th, &ttmp, &tx, s, err));
+    } else if (bw->has_cross) {
+        /* x = norm1(tmp); tmp = xo(cross(x)) + x; x = normx(tmp); then the MLP part */
+        TRY(mms_block_norm(be, cfg, &ttmp, &bw->norm1_g, &bw->norm1_b, &tx, err));
+        TRY(block_cross_attend(be, cfg, bw, &tx, M, cross, s, err));
+        TRY(mms_op_linear(be, &tatt, &bw->xo, MMS_ACT_NONE, &tx, &ttmp, err));
+        TRY(mms_block_norm(be, cfg, &ttmp, &bw->xnorm_g, &bw->xnorm_b, &tx, err));
+        TRY(block_mlp(be, cfg, bw, &tx, &tx, &ttmp, s, err));
+        TRY(mms_block_norm(be, cfg, &ttmp, &bw->norm2_g, &bw->norm2_b, &tx, err));
     } else {
         /* post-norm: x = norm1(tmp); tmp = mlp(x) + x; x = norm2(tmp) */
         TRY(mms_block_norm(be, cfg, &ttmp, &bw->norm1_g, &bw->norm1_b, &tx, err));
@@ -300,7 +394,17 @@ mms_status mms_block_qkv(mms_backend *be, const mms_block_config *cfg, const mms
 mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
                              int64_t batch, int64_t tokens, const int64_t *key_mask, mms_block_scratch *s,
                              mms_error *err) {
+    mms_block_opts o;
+    memset(&o, 0, sizeof o);
+    o.key_mask = key_mask;
+    return mms_block_forward_ex(be, cfg, bw, x, batch, tokens, &o, s, err);
+}
+
+mms_status mms_block_forward_ex(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
+                                int64_t batch, int64_t tokens, const mms_block_opts *opts, mms_block_scratch *s,
+                                mms_error *err) {
     const int64_t M = batch * tokens;
+    const int64_t *key_mask = opts->key_mask;
     if (M > s->max_tokens) return mms_error_set(err, MMS_ERR_INTERNAL, "block scratch too small");
     mms_status rc;
     mms_attn_args a;
@@ -316,6 +420,7 @@ mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const
     a.key_mask = key_mask; a.causal = cfg->causal;
     a.scale = cfg->attn_scale > 0 ? cfg->attn_scale : 1.0f / sqrtf((float)cfg->head_dim);
     a.low_precision = cfg->compute == MMS_DTYPE_BF16;
+    a.rel_bias = opts->rel_bias; a.rel_max = opts->rel_max;
     if ((rc = mms_op_attention(be, &a, err)) != MMS_OK) return rc;
-    return mms_block_finish(be, cfg, bw, x, M, s, err);
+    return mms_block_finish(be, cfg, bw, x, M, opts->cross, s, err);
 }

@@ -34,6 +34,12 @@ typedef struct mms_block_config {
     int64_t n_kv_heads; /* grouped-query attention: key/value heads (0 = n_heads) */
     int gated;          /* MLP = fc2(act(gate(x)) * fc1(x)) (SwiGLU); fc1 = up   */
     int64_t window;     /* sliding-window attention (Mistral); 0 = unlimited     */
+    /* cross-attention (Q-Former, T5 decoder): after self-attention, queries from x attend over
+     * keys/values projected from encoder states of width cross_dim, in layers l with
+     * l % cross_every == 0 (cross_dim 0 = none). Its sublayer has its own norm, arranged like
+     * the others (pre- or post-norm); it uses the same heads and scale. */
+    int64_t cross_dim;
+    int cross_every;
 } mms_block_config;
 
 static inline int64_t mms_block_kv_heads(const mms_block_config *c) { return c->n_kv_heads ? c->n_kv_heads : c->n_heads; }
@@ -47,6 +53,11 @@ typedef struct mms_block_names {
     const char *qkv_weight, *qkv_bias;
     const char *o, *fc1, *fc2;
     const char *gate; /* gated MLPs only (cfg->gated) */
+    /* cross-attention sublayer (cfg->cross_dim > 0), same conventions */
+    const char *xnorm, *xq, *xk, *xv, *xo;
+    /* packed qkv without a stored qkv bias: separate q and v biases (k bias = 0), full names
+     * (BLIP-2 vision checkpoints written with q_bias / v_bias) */
+    const char *q_bias, *v_bias;
 } mms_block_names;
 
 typedef struct mms_block_weights {
@@ -56,6 +67,9 @@ typedef struct mms_block_weights {
     mms_linear q, k, v;                            /* (A, D), (KVA, D) x2 otherwise    */
     mms_linear o, fc1, fc2;
     mms_linear gate;                               /* (F, D) gated MLPs                */
+    int has_cross;                                 /* this layer has cross-attention    */
+    mms_tensor xnorm_g, xnorm_b;                   /* (D)                               */
+    mms_linear xq, xk, xv, xo;                     /* (A, D), (A, Dc) x2, (D, A)        */
 } mms_block_weights;
 
 /* Load layer `layer` of a block from w according to names, converting to cfg->compute on
@@ -81,11 +95,39 @@ mms_status mms_block_scratch_alloc(mms_backend *be, const mms_block_config *cfg,
                                    mms_block_scratch *s, mms_error *err);
 void mms_block_scratch_free(mms_backend *be, mms_block_scratch *s);
 
+/* What the cross-attention sublayer attends over in one call: the rows of x form n_seqs
+ * sequences (n_rows[i] rows each, in order); sequence i sees kv_len[i] keys starting at row
+ * kv_off[i] of k / v (rows of A = n_heads*head_dim values, stride kv_row elements, F32 or BF16,
+ * on the backend), projected beforehand with mms_block_cross_kv. No mask: pass only real rows. */
+typedef struct mms_block_cross {
+    int64_t n_seqs;
+    const int64_t *n_rows, *kv_off, *kv_len;
+    const void *k, *v;
+    mms_dtype kv_dtype;
+    int64_t kv_row;
+} mms_block_cross;
+
+/* Keys and values of the cross-attention of layer bw: enc (n, cross_dim) F32 rows on the
+ * backend -> k, v (n, A) F32 on the backend. */
+mms_status mms_block_cross_kv(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
+                              const float *enc, int64_t n, float *k, float *v, mms_error *err);
+
+/* Options of a forward over whole sequences. */
+typedef struct mms_block_opts {
+    const int64_t *key_mask;      /* (batch, tokens) I64, 1 = real token, or NULL              */
+    const float *rel_bias;        /* (n_heads, 2 rel_max + 1) relative position bias or NULL     */
+    int64_t rel_max;              /*   (see mms_attn_args), on the backend                       */
+    const mms_block_cross *cross; /* layers with cross-attention: what they attend over          */
+} mms_block_opts;
+
 /* x: (batch, tokens, D) F32, updated in place (via s->tmp). key_mask: (batch, tokens) I64,
  * 1 = real token, or NULL. */
 mms_status mms_block_forward(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
                              float *x, int64_t batch, int64_t tokens, const int64_t *key_mask,
                              mms_block_scratch *s, mms_error *err);
+mms_status mms_block_forward_ex(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw,
+                                float *x, int64_t batch, int64_t tokens, const mms_block_opts *opts,
+                                mms_block_scratch *s, mms_error *err);
 
 /* ---- decoders: forward over new tokens with a KV cache (block_decode.c) ---- */
 
@@ -100,6 +142,9 @@ typedef struct mms_block_seqs {
     const float *inv_freq;     /* (rot_dim / 2) RoPE frequencies, NULL = no RoPE           */
     int64_t rot_dim;
     float rope_factor;         /* cos/sin scale (1 unless the RoPE kind says otherwise)    */
+    const float *rel_bias;     /* relative position bias (T5) or NULL, see mms_attn_args   */
+    int64_t rel_max;
+    const mms_block_cross *cross; /* cross-attention inputs (layers that have it)          */
 } mms_block_seqs;
 
 /* One layer's KV cache: k, v (n_slots, n_ctx, KVA) in dtype (F32/BF16) on the backend. */
@@ -117,12 +162,13 @@ mms_status mms_block_forward_cached(mms_backend *be, const mms_block_config *cfg
 
 /* The pieces both forwards share (family files rarely need them): q/k/v of x's rows into the
  * scratch (after norm1 for pre-norm blocks; pointers and row strides returned), and the rest of
- * the block once s->att holds the attention output: x = MLP part(o(att) + x). */
+ * the block once s->att holds the attention output: x = MLP part(cross part(o(att) + x)), the
+ * cross part only in layers with cross-attention (cross must then be given). */
 mms_status mms_block_qkv(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, const float *x,
                          int64_t M, mms_block_scratch *s, float **q, float **k, float **v, int64_t *q_row,
                          int64_t *kv_row, mms_error *err);
 mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
-                            int64_t M, mms_block_scratch *s, mms_error *err);
+                            int64_t M, const mms_block_cross *cross, mms_block_scratch *s, mms_error *err);
 
 /* norm1/norm2/final norms: LayerNorm or RMSNorm per cfg->norm (b ignored for RMS). */
 mms_status mms_block_norm(mms_backend *be, const mms_block_config *cfg, const mms_tensor *x, const mms_tensor *g,

@@ -49,6 +49,7 @@ mms_status mms_block_forward_cached(mms_backend *be, const mms_block_config *cfg
             a.out = out; a.out_dtype = cfg->compute;
             a.causal = 1; a.scale = scale;
             a.low_precision = cfg->compute == MMS_DTYPE_BF16;
+            a.rel_bias = sq->rel_bias; a.rel_max = sq->rel_max;
             TRY(mms_op_attention(be, &a, err));
         } else {
             mms_kv_attn_args a;
@@ -59,9 +60,10 @@ mms_status mms_block_forward_cached(mms_backend *be, const mms_block_config *cfg
             a.k = (char *)kv->k + base; a.v = (char *)kv->v + base; a.kv_dtype = kv->dtype; a.kv_row = KVA;
             a.out = out; a.out_dtype = cfg->compute; a.out_row = A;
             a.window = cfg->window; a.scale = scale;
+            a.rel_bias = sq->rel_bias; a.rel_max = sq->rel_max;
             TRY(mms_op_kv_attention(be, &a, err));
         }
     }
 #undef TRY
-    return mms_block_finish(be, cfg, bw, x, M, s, err);
+    return mms_block_finish(be, cfg, bw, x, M, sq->cross, s, err);
 }

@@ -47,36 +47,50 @@ typedef struct clip_names {
     int proj_transposed; /* OpenCLIP stores (D, P) used as x @ proj */
 } clip_names;
 
+#define VB(p) "vision_model.encoder.layers.%d." p
+#define TB(p) "text_model.encoder.layers.%d." p
 static const clip_names k_hf = {
-    "vision_model.embeddings.patch_embedding", "vision_model.embeddings.class_embedding",
-    "vision_model.embeddings.position_embedding.weight", "vision_model.pre_layrnorm", "vision_model.post_layernorm",
-    "visual_projection",
-    {"vision_model.encoder.layers.%d.layer_norm1", "vision_model.encoder.layers.%d.layer_norm2",
-     "vision_model.encoder.layers.%d.self_attn.q_proj", "vision_model.encoder.layers.%d.self_attn.k_proj",
-     "vision_model.encoder.layers.%d.self_attn.v_proj", NULL, NULL, "vision_model.encoder.layers.%d.self_attn.out_proj",
-     "vision_model.encoder.layers.%d.mlp.fc1", "vision_model.encoder.layers.%d.mlp.fc2", NULL},
-    "text_model.embeddings.token_embedding.weight", "text_model.embeddings.position_embedding.weight",
-    "text_model.final_layer_norm", "text_projection",
-    {"text_model.encoder.layers.%d.layer_norm1", "text_model.encoder.layers.%d.layer_norm2",
-     "text_model.encoder.layers.%d.self_attn.q_proj", "text_model.encoder.layers.%d.self_attn.k_proj",
-     "text_model.encoder.layers.%d.self_attn.v_proj", NULL, NULL, "text_model.encoder.layers.%d.self_attn.out_proj",
-     "text_model.encoder.layers.%d.mlp.fc1", "text_model.encoder.layers.%d.mlp.fc2", NULL},
-    "logit_scale", "logit_bias", 0,
+    .patch = "vision_model.embeddings.patch_embedding", .class_emb = "vision_model.embeddings.class_embedding",
+    .vpos = "vision_model.embeddings.position_embedding.weight", .pre_ln = "vision_model.pre_layrnorm",
+    .post_ln = "vision_model.post_layernorm", .vproj = "visual_projection",
+    .vblock = {.norm1 = VB("layer_norm1"), .norm2 = VB("layer_norm2"), .q = VB("self_attn.q_proj"),
+               .k = VB("self_attn.k_proj"), .v = VB("self_attn.v_proj"), .o = VB("self_attn.out_proj"),
+               .fc1 = VB("mlp.fc1"), .fc2 = VB("mlp.fc2")},
+    .tok = "text_model.embeddings.token_embedding.weight", .tpos = "text_model.embeddings.position_embedding.weight",
+    .final_ln = "text_model.final_layer_norm", .tproj = "text_projection",
+    .tblock = {.norm1 = TB("layer_norm1"), .norm2 = TB("layer_norm2"), .q = TB("self_attn.q_proj"),
+               .k = TB("self_attn.k_proj"), .v = TB("self_attn.v_proj"), .o = TB("self_attn.out_proj"),
+               .fc1 = TB("mlp.fc1"), .fc2 = TB("mlp.fc2")},
+    .logit_scale = "logit_scale", .logit_bias = "logit_bias", .proj_transposed = 0,
 };
 
-static const clip_names k_openclip = {
-    "visual.conv1", "visual.class_embedding", "visual.positional_embedding", "visual.ln_pre", "visual.ln_post",
-    "visual.proj",
-    {"visual.transformer.resblocks.%d.ln_1", "visual.transformer.resblocks.%d.ln_2", NULL, NULL, NULL,
-     "visual.transformer.resblocks.%d.attn.in_proj_weight", "visual.transformer.resblocks.%d.attn.in_proj_bias",
-     "visual.transformer.resblocks.%d.attn.out_proj", "visual.transformer.resblocks.%d.mlp.c_fc",
-     "visual.transformer.resblocks.%d.mlp.c_proj", NULL},
-    "token_embedding.weight", "positional_embedding", "ln_final", "text_projection",
-    {"transformer.resblocks.%d.ln_1", "transformer.resblocks.%d.ln_2", NULL, NULL, NULL,
-     "transformer.resblocks.%d.attn.in_proj_weight", "transformer.resblocks.%d.attn.in_proj_bias",
-     "transformer.resblocks.%d.attn.out_proj", "transformer.resblocks.%d.mlp.c_fc", "transformer.resblocks.%d.mlp.c_proj", NULL},
-    "logit_scale", "logit_bias", 1,
+/* BLIP-2 vision (Blip2VisionModel): packed qkv, "projection" out-proj, (1, T, D) positions. */
+static const clip_names k_blip2 = {
+    .patch = "vision_model.embeddings.patch_embedding", .class_emb = "vision_model.embeddings.class_embedding",
+    .vpos = "vision_model.embeddings.position_embedding", .post_ln = "vision_model.post_layernorm",
+    .vblock = {.norm1 = VB("layer_norm1"), .norm2 = VB("layer_norm2"), .qkv_weight = VB("self_attn.qkv.weight"),
+               .qkv_bias = VB("self_attn.qkv.bias"), .q_bias = VB("self_attn.q_bias"), .v_bias = VB("self_attn.v_bias"),
+               .o = VB("self_attn.projection"), .fc1 = VB("mlp.fc1"), .fc2 = VB("mlp.fc2")},
 };
+#undef VB
+#undef TB
+
+#define OV(p) "visual.transformer.resblocks.%d." p
+#define OT(p) "transformer.resblocks.%d." p
+static const clip_names k_openclip = {
+    .patch = "visual.conv1", .class_emb = "visual.class_embedding", .vpos = "visual.positional_embedding",
+    .pre_ln = "visual.ln_pre", .post_ln = "visual.ln_post", .vproj = "visual.proj",
+    .vblock = {.norm1 = OV("ln_1"), .norm2 = OV("ln_2"), .qkv_weight = OV("attn.in_proj_weight"),
+               .qkv_bias = OV("attn.in_proj_bias"), .o = OV("attn.out_proj"), .fc1 = OV("mlp.c_fc"),
+               .fc2 = OV("mlp.c_proj")},
+    .tok = "token_embedding.weight", .tpos = "positional_embedding", .final_ln = "ln_final", .tproj = "text_projection",
+    .tblock = {.norm1 = OT("ln_1"), .norm2 = OT("ln_2"), .qkv_weight = OT("attn.in_proj_weight"),
+               .qkv_bias = OT("attn.in_proj_bias"), .o = OT("attn.out_proj"), .fc1 = OT("mlp.c_fc"),
+               .fc2 = OT("mlp.c_proj")},
+    .logit_scale = "logit_scale", .logit_bias = "logit_bias", .proj_transposed = 1,
+};
+#undef OV
+#undef OT
 
 /* ---- loading helpers --------------------------------------------------------------------- */
 
@@ -211,7 +225,7 @@ static mms_status load_weights(mms_clip *m, const mms_weights *w, const clip_nam
         if (rc != MMS_OK) return rc;
     }
     if (c->vision_pre_norm) TRY(load_norm(m, w, nm->pre_ln, Dv, &m->pre_g, &m->pre_b, err));
-    if (!c->vision_only) TRY(load_norm(m, w, nm->post_ln, Dv, &m->post_g, &m->post_b, err));
+    if (!c->vision_only || c->vision_post_norm_all) TRY(load_norm(m, w, nm->post_ln, Dv, &m->post_g, &m->post_b, err));
     m->vblocks = mms_calloc((size_t)c->vision_layers + 1, sizeof(mms_block_weights));
     m->tblocks = mms_calloc((size_t)c->text_layers + 1, sizeof(mms_block_weights));
     if (!m->vblocks || !m->tblocks) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
@@ -298,21 +312,25 @@ mms_status mms_clip_load(const char *dir, mms_dtype dtype, mms_backend *be, mms_
     return MMS_OK;
 }
 
-mms_status mms_clip_load_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
-                                int n_layers, mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err) {
+/* n_layers < 0: all of them */
+static mms_status load_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
+                              int n_layers, int blip2, mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err) {
     *out = NULL;
     mms_clip *m = mms_calloc(1, sizeof *m);
     if (!m) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
     m->be = be;
     m->dtype = dtype;
     mms_status rc = mms_clip_vision_config(j, vc, what, &m->cfg, err);
+    if (rc == MMS_OK && (m->cfg.kind == MMS_CLIP_BLIP2) != blip2)
+        rc = mms_error_set(err, MMS_ERR_CONFIG, "%s: %s is not a %s vision tower", j->path, what, blip2 ? "BLIP-2" : "CLIP");
+    if (rc == MMS_OK && n_layers < 0) n_layers = m->cfg.vision_layers;
     if (rc == MMS_OK && (n_layers < 0 || n_layers > m->cfg.vision_layers))
         rc = mms_error_set(err, MMS_ERR_CONFIG, "%s: the vision tower has %d layers, %d needed", j->path,
                            m->cfg.vision_layers, n_layers);
     if (rc == MMS_OK) {
         m->cfg.vision_layers = n_layers;
         m->cfg.vision.compute = dtype;
-        rc = load_weights(m, w, &k_hf, err);
+        rc = load_weights(m, w, blip2 ? &k_blip2 : &k_hf, err);
     }
     if (rc != MMS_OK) {
         mms_clip_free(m);
@@ -320,6 +338,17 @@ mms_status mms_clip_load_vision(const mms_weights *w, const mms_json *j, const c
     }
     *out = m;
     return MMS_OK;
+}
+
+mms_status mms_clip_load_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
+                                int n_layers, mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err) {
+    if (n_layers < 0) return mms_error_set(err, MMS_ERR_VALUE, "vision tower: negative layer count");
+    return load_vision(w, j, vc, what, n_layers, 0, dtype, be, out, err);
+}
+
+mms_status mms_clip_load_blip2_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
+                                      mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err) {
+    return load_vision(w, j, vc, what, -1, 1, dtype, be, out, err);
 }
 
 void mms_clip_free(mms_clip *m) {

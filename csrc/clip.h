@@ -22,7 +22,10 @@
 extern "C" {
 #endif
 
-typedef enum mms_clip_kind { MMS_CLIP_HF = 0, MMS_CLIP_OPENCLIP = 1, MMS_CLIP_SIGLIP = 2 } mms_clip_kind;
+typedef enum mms_clip_kind {
+    MMS_CLIP_HF = 0, MMS_CLIP_OPENCLIP = 1, MMS_CLIP_SIGLIP = 2,
+    MMS_CLIP_BLIP2 = 3, /* BLIP-2 vision tower (vision_only): packed qkv, post_layernorm on all tokens */
+} mms_clip_kind;
 
 typedef enum mms_text_pool {
     MMS_POOL_ARGMAX = 0,    /* argmax(input_ids) (legacy CLIP configs: eos_token_id == 2; OpenCLIP) */
@@ -97,6 +100,11 @@ mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *input_ids, 
  * encoder layers (the layers a VLM's feature layer needs). */
 mms_status mms_clip_load_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
                                 int n_layers, mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err);
+/* Load a BLIP-2 vision tower (Blip2VisionModel, weights "vision_model.*") from config object vc. */
+mms_status mms_clip_load_blip2_vision(const mms_weights *w, const mms_json *j, const cJSON *vc, const char *what,
+                                      mms_dtype dtype, mms_backend *be, mms_clip **out, mms_error *err);
+/* BLIP-2 last_hidden_state: every layer, then post_layernorm on all tokens: (B, T, D) host. */
+mms_status mms_clip_vision_last_hidden(const mms_clip *m, const mms_tensor *pixel_values, float *out, mms_error *err);
 /* Hidden states after n_layers encoder layers (0 = the pre-normed embeddings), no post-norm:
  * pixel_values (B, C, S, S) F32 -> out (B, T, D) F32 host (T includes the class token). */
 mms_status mms_clip_vision_hidden(const mms_clip *m, const mms_tensor *pixel_values, int n_layers, float *out,

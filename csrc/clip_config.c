@@ -8,18 +8,21 @@
 
 #define TRY(e) do { if ((rc = (e)) != MMS_OK) return rc; } while (0)
 
+/* siglip: 0 CLIP, 1 SigLIP, 2 BLIP-2 (class defaults differ) */
 static mms_status tower(const mms_json *j, const cJSON *o, const char *what, int siglip, int text,
                         mms_block_config *b, int *layers, float *eps_out, mms_error *err) {
     mms_status rc;
     int64_t hidden, inter, nl, nh;
     double eps;
     const char *act;
-    TRY(mms_json_int(j, o, what, "hidden_size", siglip ? 768 : (text ? 512 : 768), &hidden, err));
-    TRY(mms_json_int(j, o, what, "intermediate_size", siglip ? 3072 : (text ? 2048 : 3072), &inter, err));
-    TRY(mms_json_int(j, o, what, "num_hidden_layers", 12, &nl, err));
-    TRY(mms_json_int(j, o, what, "num_attention_heads", siglip ? 12 : (text ? 8 : 12), &nh, err));
-    TRY(mms_json_float(j, o, what, "layer_norm_eps", siglip ? 1e-6 : 1e-5, &eps, err));
-    TRY(mms_json_str(j, o, what, "hidden_act", siglip ? "gelu_pytorch_tanh" : "quick_gelu", &act, err));
+    const int blip2 = siglip == 2;
+    if (blip2) siglip = 0;
+    TRY(mms_json_int(j, o, what, "hidden_size", blip2 ? 1408 : siglip ? 768 : (text ? 512 : 768), &hidden, err));
+    TRY(mms_json_int(j, o, what, "intermediate_size", blip2 ? 6144 : siglip ? 3072 : (text ? 2048 : 3072), &inter, err));
+    TRY(mms_json_int(j, o, what, "num_hidden_layers", blip2 ? 39 : 12, &nl, err));
+    TRY(mms_json_int(j, o, what, "num_attention_heads", blip2 ? 16 : siglip ? 12 : (text ? 8 : 12), &nh, err));
+    TRY(mms_json_float(j, o, what, "layer_norm_eps", siglip || blip2 ? 1e-6 : 1e-5, &eps, err));
+    TRY(mms_json_str(j, o, what, "hidden_act", blip2 ? "gelu" : siglip ? "gelu_pytorch_tanh" : "quick_gelu", &act, err));
     int a = mms_act_parse(act);
     if (a < 0) return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: %s.hidden_act '%s' is not supported", j->path, what, act);
     if (hidden <= 0 || inter <= 0 || nl <= 0 || nh <= 0 || hidden % nh || nl > 1000)
@@ -155,20 +158,26 @@ mms_status mms_clip_vision_config(const mms_json *j, const cJSON *vc, const char
     mms_status rc;
     const char *mt = NULL;
     TRY(mms_json_str(j, vc, what, "model_type", "clip_vision_model", &mt, err));
-    if (strcmp(mt, "clip_vision_model") != 0 && strcmp(mt, "clip") != 0)
-        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: %s.model_type '%s': only CLIP vision towers are supported here",
+    const int blip2 = strcmp(mt, "blip_2_vision_model") == 0;
+    if (strcmp(mt, "clip_vision_model") != 0 && strcmp(mt, "clip") != 0 && !blip2)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: %s.model_type '%s': only CLIP and BLIP-2 vision towers are supported here",
                              j->path, what, mt);
     memset(c, 0, sizeof *c);
-    c->kind = MMS_CLIP_HF;
-    TRY(tower(j, vc, what, 0, 0, &c->vision, &c->vision_layers, &c->vision_eps, err));
+    c->kind = blip2 ? MMS_CLIP_BLIP2 : MMS_CLIP_HF;
+    TRY(tower(j, vc, what, blip2 ? 2 : 0, 0, &c->vision, &c->vision_layers, &c->vision_eps, err));
+    if (blip2) {
+        int qkv_bias;
+        TRY(mms_json_bool(j, vc, what, "qkv_bias", 1, &qkv_bias, err));
+        c->vision_post_norm_all = 1;
+    }
     TRY(mms_json_int(j, vc, what, "image_size", 224, &c->image_size, err));
-    TRY(mms_json_int(j, vc, what, "patch_size", 32, &c->patch_size, err));
+    TRY(mms_json_int(j, vc, what, "patch_size", blip2 ? 14 : 32, &c->patch_size, err));
     TRY(mms_json_int(j, vc, what, "num_channels", 3, &c->num_channels, err));
     if (c->patch_size <= 0 || c->image_size <= 0 || c->image_size % c->patch_size)
         return mms_error_set(err, MMS_ERR_CONFIG, "%s: %s.image_size %lld is not a multiple of patch_size %lld",
                              j->path, what, (long long)c->image_size, (long long)c->patch_size);
     c->vision_class_token = 1;
-    c->vision_pre_norm = 1;
+    c->vision_pre_norm = !blip2;
     c->vision_only = 1;
     return MMS_OK;
 }

@@ -275,7 +275,21 @@ done:
     return finish(be, &s, bufs, 5, out, rc);
 }
 
+static mms_status vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, int post_norm, float *out,
+                                mms_error *err);
+
 mms_status mms_clip_vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, float *out, mms_error *err) {
+    return vision_hidden(m, px, n_layers, 0, out, err);
+}
+
+mms_status mms_clip_vision_last_hidden(const mms_clip *m, const mms_tensor *px, float *out, mms_error *err) {
+    if (!m->cfg.vision_post_norm_all || !m->post_g.ndim)
+        return mms_error_set(err, MMS_ERR_VALUE, "vision tower: this model has no post-norm over all tokens");
+    return vision_hidden(m, px, m->cfg.vision_layers, 1, out, err);
+}
+
+static mms_status vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, int post_norm, float *out,
+                                mms_error *err) {
     const mms_clip_config *c = &m->cfg;
     mms_backend *be = m->be;
     char sb[64];
@@ -307,6 +321,10 @@ mms_status mms_clip_vision_hidden(const mms_clip *m, const mms_tensor *px, int n
         rc = vision_embed(m, px, b0, nb, x, pe, px_dev, err);
         for (int l = 0; rc == MMS_OK && l < n_layers; l++)
             rc = mms_block_forward(be, &c->vision, &m->vblocks[l], x, nb, T, NULL, &s, err);
+        if (rc == MMS_OK && post_norm) {
+            mms_tensor tx = dview(m, x, MMS_DTYPE_F32, 3, nb, T, D);
+            rc = mms_op_layernorm(be, &tx, &m->post_g, &m->post_b, c->vision_eps, &tx, err);
+        }
         if (rc == MMS_OK) rc = to_host(m, out + b0 * T * D, x, (size_t)(nb * T * D) * 4, err);
     }
     mms_block_scratch_free(be, &s);

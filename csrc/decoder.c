@@ -1,5 +1,6 @@
 /* decoder.c -- loading a causal LM and running it over new tokens with a KV cache (decoder.h). */
 #include "decoder.h"
+#include "t5.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@ struct mms_decoder {
     mms_tensor norm_g, norm_b;  /* (D) final norm                                                 */
     mms_linear lm_head;         /* (V, D)                                                         */
     float *inv_freq;            /* (rot_dim / 2) RoPE frequencies (static kinds)                  */
+    mms_tensor rel_bias;        /* T5: (H, 2R+1) relative position bias table on the backend       */
     int64_t mapped_bytes, owned_bytes;
 };
 
@@ -37,6 +39,10 @@ struct mms_decoder_state {
     int64_t *ids_tmp;           /* (max_tokens) host                                              */
     int64_t *ids_dev;           /* (max_tokens) token ids on non-host backends                    */
     float *inv_freq;            /* (rot_dim / 2) per-call frequencies (dynamic RoPE)              */
+    /* cross-attention decoders (T5): per layer the encoder keys/values of each slot */
+    int64_t n_enc_ctx;
+    void **xk, **xv;            /* per layer: (n_slots, n_enc_ctx, A) kv_dtype on the backend       */
+    int64_t *enc_len;           /* (n_slots) encoder rows set (0 = none)                           */
     int64_t kv_bytes, scratch_bytes;
 };
 
@@ -77,21 +83,45 @@ typedef struct dec_names {
     mms_block_names block;
 } dec_names;
 
+#define LL(p) "model.layers.%d." p
 static const dec_names k_llama_names = {
-    "model.embed_tokens.weight", NULL, "model.norm", "lm_head",
-    {"model.layers.%d.input_layernorm", "model.layers.%d.post_attention_layernorm", "model.layers.%d.self_attn.q_proj",
-     "model.layers.%d.self_attn.k_proj", "model.layers.%d.self_attn.v_proj", NULL, NULL,
-     "model.layers.%d.self_attn.o_proj", "model.layers.%d.mlp.up_proj", "model.layers.%d.mlp.down_proj",
-     "model.layers.%d.mlp.gate_proj"},
+    .embed = "model.embed_tokens.weight", .final_norm = "model.norm", .lm_head = "lm_head",
+    .block = {.norm1 = LL("input_layernorm"), .norm2 = LL("post_attention_layernorm"), .q = LL("self_attn.q_proj"),
+              .k = LL("self_attn.k_proj"), .v = LL("self_attn.v_proj"), .o = LL("self_attn.o_proj"),
+              .fc1 = LL("mlp.up_proj"), .fc2 = LL("mlp.down_proj"), .gate = LL("mlp.gate_proj")},
 };
+#undef LL
 
+#define OL(p) "model.decoder.layers.%d." p
 static const dec_names k_opt_names = {
-    "model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight", "model.decoder.final_layer_norm", "lm_head",
-    {"model.decoder.layers.%d.self_attn_layer_norm", "model.decoder.layers.%d.final_layer_norm",
-     "model.decoder.layers.%d.self_attn.q_proj", "model.decoder.layers.%d.self_attn.k_proj",
-     "model.decoder.layers.%d.self_attn.v_proj", NULL, NULL, "model.decoder.layers.%d.self_attn.out_proj",
-     "model.decoder.layers.%d.fc1", "model.decoder.layers.%d.fc2", NULL},
+    .embed = "model.decoder.embed_tokens.weight", .pos_embed = "model.decoder.embed_positions.weight",
+    .final_norm = "model.decoder.final_layer_norm", .lm_head = "lm_head",
+    .block = {.norm1 = OL("self_attn_layer_norm"), .norm2 = OL("final_layer_norm"), .q = OL("self_attn.q_proj"),
+              .k = OL("self_attn.k_proj"), .v = OL("self_attn.v_proj"), .o = OL("self_attn.out_proj"),
+              .fc1 = OL("fc1"), .fc2 = OL("fc2")},
 };
+#undef OL
+
+/* T5 decoder stack (T5ForConditionalGeneration names): layer.0 self-attention, layer.1
+ * cross-attention (EncDecAttention), layer.2 the feed-forward (gated: wi_0 activated, wi_1). */
+#define TL(p) "decoder.block.%d.layer." p
+static const dec_names k_t5_gated_names = {
+    .embed = "shared.weight", .final_norm = "decoder.final_layer_norm", .lm_head = "lm_head",
+    .block = {.norm1 = TL("0.layer_norm"), .norm2 = TL("2.layer_norm"), .q = TL("0.SelfAttention.q"),
+              .k = TL("0.SelfAttention.k"), .v = TL("0.SelfAttention.v"), .o = TL("0.SelfAttention.o"),
+              .gate = TL("2.DenseReluDense.wi_0"), .fc1 = TL("2.DenseReluDense.wi_1"), .fc2 = TL("2.DenseReluDense.wo"),
+              .xnorm = TL("1.layer_norm"), .xq = TL("1.EncDecAttention.q"), .xk = TL("1.EncDecAttention.k"),
+              .xv = TL("1.EncDecAttention.v"), .xo = TL("1.EncDecAttention.o")},
+};
+static const dec_names k_t5_plain_names = {
+    .embed = "shared.weight", .final_norm = "decoder.final_layer_norm", .lm_head = "lm_head",
+    .block = {.norm1 = TL("0.layer_norm"), .norm2 = TL("2.layer_norm"), .q = TL("0.SelfAttention.q"),
+              .k = TL("0.SelfAttention.k"), .v = TL("0.SelfAttention.v"), .o = TL("0.SelfAttention.o"),
+              .fc1 = TL("2.DenseReluDense.wi"), .fc2 = TL("2.DenseReluDense.wo"),
+              .xnorm = TL("1.layer_norm"), .xq = TL("1.EncDecAttention.q"), .xk = TL("1.EncDecAttention.k"),
+              .xv = TL("1.EncDecAttention.v"), .xo = TL("1.EncDecAttention.o")},
+};
+#undef TL
 
 static mms_status get_shaped(const mms_weights *w, const char *name, int64_t d0, int64_t d1, mms_tensor *t,
                              mms_error *err) {
@@ -112,7 +142,9 @@ static int64_t owned(const mms_tensor *t) {
 
 static mms_status load_weights(mms_decoder *d, const mms_weights *w, mms_error *err) {
     const mms_decoder_config *c = &d->cfg;
-    const dec_names *nm = c->family == MMS_DEC_OPT ? &k_opt_names : &k_llama_names;
+    const dec_names *nm = c->family == MMS_DEC_OPT ? &k_opt_names
+                          : c->family == MMS_DEC_T5 ? (c->block.gated ? &k_t5_gated_names : &k_t5_plain_names)
+                                                    : &k_llama_names;
     const int64_t D = c->block.hidden, V = c->vocab;
     mms_status rc;
     char n[256];
@@ -137,7 +169,25 @@ static mms_status load_weights(mms_decoder *d, const mms_weights *w, mms_error *
     if (!d->layers) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->n_layers; i++) TRY(mms_block_load(d->be, &c->block, w, &nm->block, i, &d->layers[i], err));
     snprintf(n, sizeof n, "%s.weight", nm->final_norm);
-    if (c->final_norm) TRY(mms_load_vector(d->be, w, n, D, &d->norm_g, err));
+    if (c->final_norm && c->out_scale != 1.0f) {
+        /* tied T5: lm_head(norm(x) * d_model^-0.5); the scale is folded into the norm weight */
+        mms_tensor g;
+        int64_t ne1[1] = {D};
+        TRY(mms_weights_get(w, n, &t, err));
+        rc = mms_tensor_numel(&t) == D ? mms_tensor_alloc(&g, MMS_DTYPE_F32, 1, ne1, err)
+                                       : mms_error_set(err, MMS_ERR_FORMAT, "tensor '%s' has the wrong size", n);
+        if (rc == MMS_OK) {
+            rc = mms_convert(t.data, t.dtype, g.data, MMS_DTYPE_F32, D, err);
+            for (int64_t i = 0; i < D; i++) ((float *)g.data)[i] *= c->out_scale;
+            if (rc == MMS_OK) rc = mms_vector_prepare(d->be, &g, &d->norm_g, err);
+            mms_tensor_release(&g);
+        }
+        mms_tensor_release(&t);
+        if (rc != MMS_OK) return rc;
+    } else if (c->final_norm) {
+        TRY(mms_load_vector(d->be, w, n, D, &d->norm_g, err));
+    }
+    if (c->family == MMS_DEC_T5) TRY(mms_t5_load_rel_bias(d->be, w, "decoder", c, 0, &d->rel_bias, err));
     if (c->final_norm && c->block.norm == MMS_NORM_LAYER) {
         snprintf(n, sizeof n, "%s.bias", nm->final_norm);
         TRY(mms_load_vector(d->be, w, n, D, &d->norm_b, err));
@@ -158,7 +208,8 @@ static mms_status load_weights(mms_decoder *d, const mms_weights *w, mms_error *
     d->owned_bytes = owned(&d->pos_embed) + owned(&d->norm_g) + owned(&d->norm_b) + owned(&d->lm_head.w);
     for (int i = 0; i < c->n_layers; i++) {
         const mms_block_weights *b = &d->layers[i];
-        const mms_linear *ls[] = {&b->qkv, &b->q, &b->k, &b->v, &b->o, &b->fc1, &b->fc2, &b->gate};
+        const mms_linear *ls[] = {&b->qkv, &b->q, &b->k, &b->v, &b->o, &b->fc1, &b->fc2, &b->gate,
+                                  &b->xq, &b->xk, &b->xv, &b->xo};
         for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++) d->owned_bytes += owned(&ls[k]->w) + owned(&ls[k]->b);
         d->owned_bytes += owned(&b->norm1_g) + owned(&b->norm2_g) + owned(&b->norm1_b) + owned(&b->norm2_b);
     }
@@ -203,6 +254,7 @@ void mms_decoder_free(mms_decoder *d) {
     mms_tensor_release(&d->norm_g);
     mms_tensor_release(&d->norm_b);
     mms_linear_release(&d->lm_head);
+    mms_tensor_release(&d->rel_bias);
     mms_free(d->inv_freq);
     mms_free(d);
 }
@@ -218,8 +270,18 @@ void mms_decoder_weight_bytes(const mms_decoder *d, int64_t *mapped, int64_t *ow
 
 mms_status mms_decoder_state_new(const mms_decoder *d, int64_t n_slots, int64_t n_ctx, mms_dtype kv_dtype,
                                  int64_t max_tokens, mms_decoder_state **out, mms_error *err) {
+    return mms_decoder_state_new_ex(d, n_slots, n_ctx, kv_dtype, max_tokens, 0, out, err);
+}
+
+mms_status mms_decoder_state_new_ex(const mms_decoder *d, int64_t n_slots, int64_t n_ctx, mms_dtype kv_dtype,
+                                    int64_t max_tokens, int64_t n_enc_ctx, mms_decoder_state **out, mms_error *err) {
     *out = NULL;
     const mms_decoder_config *c = &d->cfg;
+    const int cross = c->block.cross_dim > 0;
+    if (cross && (n_enc_ctx <= 0 || n_enc_ctx > (1 << 24)))
+        return mms_error_set(err, MMS_ERR_VALUE, "decoder state: this decoder attends over encoder states; give their maximum length (got %lld)",
+                             (long long)n_enc_ctx);
+    if (!cross) n_enc_ctx = 0;
     if (n_slots <= 0 || n_slots > 4096 || n_ctx <= 0 || max_tokens <= 0)
         return mms_error_set(err, MMS_ERR_VALUE, "decoder state: slots (%lld), context (%lld) and step size (%lld) must be positive",
                              (long long)n_slots, (long long)n_ctx, (long long)max_tokens);
@@ -233,8 +295,10 @@ mms_status mms_decoder_state_new(const mms_decoder *d, int64_t n_slots, int64_t 
     mms_decoder_state *st = mms_calloc(1, sizeof *st);
     if (!st) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
     st->d = d; st->n_slots = n_slots; st->n_ctx = n_ctx; st->kv_dtype = kv_dtype; st->max_tokens = max_tokens;
+    st->n_enc_ctx = n_enc_ctx;
     const int64_t D = c->block.hidden, KVA = mms_block_kv_heads(&c->block) * c->block.head_dim;
     const size_t per_layer = (size_t)(n_slots * n_ctx * KVA) * mms_dtype_size(kv_dtype);
+    const size_t per_layer_x = (size_t)(n_slots * n_enc_ctx * c->block.n_heads * c->block.head_dim) * mms_dtype_size(kv_dtype);
     mms_status rc = MMS_OK;
     st->k = mms_calloc((size_t)c->n_layers, sizeof(void *));
     st->v = mms_calloc((size_t)c->n_layers, sizeof(void *));
@@ -247,6 +311,18 @@ mms_status mms_decoder_state_new(const mms_decoder *d, int64_t n_slots, int64_t 
         st->k[i] = be->vt->alloc(be, per_layer);
         st->v[i] = be->vt->alloc(be, per_layer);
         if (!st->k[i] || !st->v[i]) rc = MMS_ERR_NOMEM;
+    }
+    if (rc == MMS_OK && cross) {
+        st->xk = mms_calloc((size_t)c->n_layers, sizeof(void *));
+        st->xv = mms_calloc((size_t)c->n_layers, sizeof(void *));
+        st->enc_len = mms_calloc((size_t)n_slots, sizeof(int64_t));
+        if (!st->xk || !st->xv || !st->enc_len) rc = MMS_ERR_NOMEM;
+        for (int i = 0; rc == MMS_OK && i < c->n_layers; i++) {
+            if (!d->layers[i].has_cross) continue;
+            st->xk[i] = be->vt->alloc(be, per_layer_x);
+            st->xv[i] = be->vt->alloc(be, per_layer_x);
+            if (!st->xk[i] || !st->xv[i]) rc = MMS_ERR_NOMEM;
+        }
     }
     if (rc == MMS_OK) {
         st->x = be->vt->alloc(be, (size_t)(max_tokens * D) * 4);
@@ -266,7 +342,7 @@ mms_status mms_decoder_state_new(const mms_decoder *d, int64_t n_slots, int64_t 
         mms_decoder_state_free(st);
         return rc;
     }
-    st->kv_bytes = 2 * (int64_t)per_layer * c->n_layers;
+    st->kv_bytes = 2 * (int64_t)(per_layer + per_layer_x) * c->n_layers;
     /* the block scratch + hidden rows (x, hn) + host positions/ids (+ device logits, ids) */
     st->scratch_bytes = (int64_t)st->s.bytes + 2 * max_tokens * D * 4 + 2 * max_tokens * 8 +
                         (st->logits_dev ? max_tokens * c->vocab * 4 + max_tokens * 8 : 0);
@@ -280,9 +356,14 @@ void mms_decoder_state_free(mms_decoder_state *st) {
     for (int i = 0; i < st->d->cfg.n_layers; i++) {
         if (st->k && st->k[i]) be->vt->free(be, st->k[i]);
         if (st->v && st->v[i]) be->vt->free(be, st->v[i]);
+        if (st->xk && st->xk[i]) be->vt->free(be, st->xk[i]);
+        if (st->xv && st->xv[i]) be->vt->free(be, st->xv[i]);
     }
     mms_free(st->k);
     mms_free(st->v);
+    mms_free(st->xk);
+    mms_free(st->xv);
+    mms_free(st->enc_len);
     mms_free(st->len);
     mms_free(st->pos);
     mms_free(st->ids_tmp);
@@ -330,8 +411,51 @@ mms_status mms_decoder_state_copy(mms_decoder_state *st, int64_t src, int64_t ds
                               (char *)st->v[i] + (size_t)(src * st->n_ctx) * row, n, err);
         if (rc != MMS_OK) return rc;
     }
+    if (st->enc_len) { /* cross-attention keys/values travel with the sequence */
+        const int64_t A = c->block.n_heads * c->block.head_dim;
+        const size_t xrow = (size_t)A * mms_dtype_size(st->kv_dtype), xn = (size_t)st->enc_len[src] * xrow;
+        for (int i = 0; i < c->n_layers; i++) {
+            if (!st->xk[i]) continue;
+            mms_status rc = be->vt->copy(be, (char *)st->xk[i] + (size_t)(dst * st->n_enc_ctx) * xrow,
+                                         (char *)st->xk[i] + (size_t)(src * st->n_enc_ctx) * xrow, xn, err);
+            if (rc == MMS_OK)
+                rc = be->vt->copy(be, (char *)st->xv[i] + (size_t)(dst * st->n_enc_ctx) * xrow,
+                                  (char *)st->xv[i] + (size_t)(src * st->n_enc_ctx) * xrow, xn, err);
+            if (rc != MMS_OK) return rc;
+        }
+        st->enc_len[dst] = st->enc_len[src];
+    }
     st->len[dst] = st->len[src];
     return MMS_OK;
+}
+
+mms_status mms_decoder_state_set_encoder(mms_decoder_state *st, int64_t slot, const float *enc, int64_t n,
+                                         mms_error *err) {
+    const mms_decoder *d = st->d;
+    const mms_decoder_config *c = &d->cfg;
+    mms_backend *be = d->be;
+    if (!st->enc_len) return mms_error_set(err, MMS_ERR_VALUE, "set_encoder: this decoder has no cross-attention");
+    if (slot < 0 || slot >= st->n_slots) return mms_error_set(err, MMS_ERR_VALUE, "slot %lld out of range [0, %lld)", (long long)slot, (long long)st->n_slots);
+    if (n <= 0 || n > st->n_enc_ctx)
+        return mms_error_set(err, MMS_ERR_VALUE, "set_encoder: %lld encoder rows (the state holds 1 to %lld per slot)",
+                             (long long)n, (long long)st->n_enc_ctx);
+    const int64_t Dc = c->block.cross_dim, A = c->block.n_heads * c->block.head_dim;
+    float *e = be->vt->alloc(be, (size_t)(n * Dc) * 4);
+    float *k = be->vt->alloc(be, (size_t)(n * A) * 4), *v = be->vt->alloc(be, (size_t)(n * A) * 4);
+    mms_status rc = e && k && v ? be->vt->upload(be, e, enc, (size_t)(n * Dc) * 4, err)
+                                : mms_error_set(err, MMS_ERR_NOMEM, "set_encoder: out of memory for %lld rows", (long long)n);
+    const size_t off = (size_t)(slot * st->n_enc_ctx * A) * mms_dtype_size(st->kv_dtype);
+    for (int i = 0; rc == MMS_OK && i < c->n_layers; i++) {
+        if (!st->xk[i]) continue;
+        rc = mms_block_cross_kv(be, &c->block, &d->layers[i], e, n, k, v, err);
+        if (rc == MMS_OK) rc = mms_op_store_rows(be, (char *)st->xk[i] + off, st->kv_dtype, A, k, A, n, A, err);
+        if (rc == MMS_OK) rc = mms_op_store_rows(be, (char *)st->xv[i] + off, st->kv_dtype, A, v, A, n, A, err);
+    }
+    if (e) be->vt->free(be, e);
+    if (k) be->vt->free(be, k);
+    if (v) be->vt->free(be, v);
+    st->enc_len[slot] = rc == MMS_OK ? n : 0;
+    return rc;
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -405,16 +529,39 @@ static mms_status forward_chunk(mms_decoder_state *st, int64_t n_seqs, const int
     int64_t past[256], *pastv = n_seqs <= 256 ? past : mms_malloc((size_t)n_seqs * sizeof(int64_t));
     if (!pastv) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n_seqs; i++) pastv[i] = st->len[slots[i]];
-    mms_block_seqs sq = {n_seqs, n_new, pastv, slots, st->pos, NULL, 0, 1.0f};
+    mms_block_seqs sq = {.n_seqs = n_seqs, .n_new = n_new, .past = pastv, .slot = slots, .pos = st->pos, .rope_factor = 1.0f};
     if (c->rope.kind != MMS_ROPE_NONE) {
         sq.inv_freq = call_freqs(st, maxpos);
         sq.rot_dim = c->rope.rot_dim;
     }
+    if (d->rel_bias.ndim) {
+        sq.rel_bias = d->rel_bias.data;
+        sq.rel_max = c->rel_max_distance;
+    }
+    /* cross-attention: each sequence attends over its slot's encoder rows */
+    int64_t *xoff = NULL;
+    mms_block_cross cr;
+    memset(&cr, 0, sizeof cr);
     rc = MMS_OK;
+    if (st->enc_len) {
+        xoff = mms_malloc((size_t)n_seqs * 2 * sizeof(int64_t));
+        if (!xoff) rc = mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; rc == MMS_OK && i < n_seqs; i++) {
+            xoff[i] = slots[i] * st->n_enc_ctx;
+            xoff[n_seqs + i] = st->enc_len[slots[i]];
+            if (!xoff[n_seqs + i])
+                rc = mms_error_set(err, MMS_ERR_VALUE, "slot %lld has no encoder states (set_encoder first)", (long long)slots[i]);
+        }
+        cr.n_seqs = n_seqs; cr.n_rows = n_new; cr.kv_off = xoff; cr.kv_len = xoff + n_seqs;
+        cr.kv_dtype = st->kv_dtype; cr.kv_row = c->block.n_heads * c->block.head_dim;
+        sq.cross = &cr;
+    }
     for (int l = 0; l < c->n_layers && rc == MMS_OK; l++) {
         mms_block_kv kv = {st->k[l], st->v[l], st->kv_dtype, st->n_ctx};
+        if (st->enc_len) { cr.k = st->xk[l]; cr.v = st->xv[l]; }
         rc = mms_block_forward_cached(be, &c->block, &d->layers[l], st->x, &sq, &kv, &st->s, err);
     }
+    mms_free(xoff);
     if (pastv != past) mms_free(pastv);
     if (rc != MMS_OK) return rc;
     for (int64_t i = 0; i < n_seqs; i++) st->len[slots[i]] += n_new[i];

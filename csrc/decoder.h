@@ -30,6 +30,8 @@ typedef enum mms_decoder_family {
     MMS_DEC_MISTRAL,   /* Llama + sliding window                                           */
     MMS_DEC_QWEN2,     /* Llama + q/k/v biases                                             */
     MMS_DEC_OPT,       /* learned positions (offset 2), LayerNorm, ReLU, biases             */
+    MMS_DEC_T5,        /* T5 / Flan-T5 decoder stack: relative position bias, RMS norm, no
+                          biases or scaling, cross-attention to the encoder (t5.h)          */
 } mms_decoder_family;
 
 typedef enum mms_rope_kind {
@@ -58,6 +60,11 @@ typedef struct mms_decoder_config {
     int tie_embeddings;     /* lm_head = embed_tokens                                       */
     int final_norm;         /* norm before lm_head (all but post-LN OPT)                    */
     int64_t bos_token_id, eos_token_id, pad_token_id; /* -1 when absent                    */
+    /* T5 */
+    int n_enc_layers;            /* encoder stack depth (num_layers)                              */
+    int64_t rel_buckets, rel_max_distance; /* relative_attention_num_buckets / max_distance      */
+    float out_scale;             /* hidden * out_scale before lm_head (tied T5: d_model^-0.5) or 1 */
+    int64_t decoder_start_token_id;
 } mms_decoder_config;
 
 typedef struct mms_decoder mms_decoder;
@@ -84,6 +91,13 @@ void mms_decoder_weight_bytes(const mms_decoder *d, int64_t *mapped, int64_t *ow
 mms_status mms_decoder_state_new(const mms_decoder *d, int64_t n_slots, int64_t n_ctx, mms_dtype kv_dtype,
                                  int64_t max_tokens, mms_decoder_state **out, mms_error *err);
 void mms_decoder_state_free(mms_decoder_state *st);
+/* Same with room for n_enc_ctx encoder rows per slot (decoders with cross-attention: T5). */
+mms_status mms_decoder_state_new_ex(const mms_decoder *d, int64_t n_slots, int64_t n_ctx, mms_dtype kv_dtype,
+                                    int64_t max_tokens, int64_t n_enc_ctx, mms_decoder_state **out, mms_error *err);
+/* Cross-attention decoders: the encoder output a slot attends over, enc (n, cross_dim) F32 host
+ * rows (only real tokens); its keys/values are projected once per layer and cached. */
+mms_status mms_decoder_state_set_encoder(mms_decoder_state *st, int64_t slot, const float *enc, int64_t n,
+                                         mms_error *err);
 /* Tokens in a slot's cache. */
 int64_t mms_decoder_state_len(const mms_decoder_state *st, int64_t slot);
 /* Forget all but the first n tokens of a slot (n = 0 resets it). */

@@ -1,5 +1,6 @@
 /* decoder_config.c -- resolve a causal LM's config.json (or a VLM's text_config) into
  * mms_decoder_config, with transformers v4.47 class defaults for the keys config.json omits. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,13 +81,72 @@ static mms_status opt_int(const mms_json *j, const cJSON *o, const char *what, c
     return mms_json_int(j, o, what, key, *out, out, err);
 }
 
+/* T5Config (v4.47 defaults): the decoder stack's config; the encoder uses the same block with
+ * n_enc_layers layers, no causal mask and no cross-attention (t5.c). */
+static mms_status parse_t5(const mms_json *j, const cJSON *o, const char *what, mms_decoder_config *c, mms_error *err) {
+    mms_status rc;
+    int64_t d_model, d_kv, d_ff, layers, dec_layers, heads;
+    double eps;
+    const char *ffp;
+    TRY(mms_json_int(j, o, what, "vocab_size", 32128, &c->vocab, err));
+    TRY(mms_json_int(j, o, what, "d_model", 512, &d_model, err));
+    TRY(mms_json_int(j, o, what, "d_kv", 64, &d_kv, err));
+    TRY(mms_json_int(j, o, what, "d_ff", 2048, &d_ff, err));
+    TRY(mms_json_int(j, o, what, "num_layers", 6, &layers, err));
+    dec_layers = layers;
+    TRY(opt_int(j, o, what, "num_decoder_layers", &dec_layers, err));
+    if (dec_layers < 0) dec_layers = layers;
+    TRY(mms_json_int(j, o, what, "num_heads", 8, &heads, err));
+    TRY(mms_json_int(j, o, what, "relative_attention_num_buckets", 32, &c->rel_buckets, err));
+    TRY(mms_json_int(j, o, what, "relative_attention_max_distance", 128, &c->rel_max_distance, err));
+    TRY(mms_json_float(j, o, what, "layer_norm_epsilon", 1e-6, &eps, err));
+    TRY(mms_json_str(j, o, what, "feed_forward_proj", "relu", &ffp, err));
+    if (d_model <= 0 || d_kv <= 0 || d_ff <= 0 || layers <= 0 || layers > 1000 || dec_layers <= 0 || dec_layers > 1000 ||
+        heads <= 0 || c->vocab <= 0 || c->rel_buckets < 2 || c->rel_max_distance < 2 || c->rel_max_distance > (1 << 20))
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: inconsistent T5 config (d_model %lld, d_kv %lld, d_ff %lld, layers %lld/%lld, heads %lld, buckets %lld, max_distance %lld)",
+                             j->path, (long long)d_model, (long long)d_kv, (long long)d_ff, (long long)layers,
+                             (long long)dec_layers, (long long)heads, (long long)c->rel_buckets, (long long)c->rel_max_distance);
+    /* "gated-gelu" -> gated, gelu_new (transformers' special case); "relu"; "gated-silu" ... */
+    const char *dash = strrchr(ffp, '-');
+    const int gated = strncmp(ffp, "gated-", 6) == 0;
+    if ((dash && !gated) || (!dash && gated))
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: feed_forward_proj '%s' (expected ACT or gated-ACT)", j->path, ffp);
+    const char *act = dash ? dash + 1 : ffp;
+    if (strcmp(ffp, "gated-gelu") == 0) act = "gelu_new";
+    int a = mms_act_parse(act);
+    if (a < 0) return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: feed_forward_proj '%s' is not supported", j->path, ffp);
+    mms_block_config *b = &c->block;
+    b->hidden = d_model; b->n_heads = heads; b->n_kv_heads = heads; b->head_dim = d_kv; b->ffn = d_ff;
+    b->norm = MMS_NORM_RMS; b->norm_eps = (float)eps; b->pre_norm = 1; b->act = (mms_act)a; b->gated = gated;
+    b->causal = 1; b->attn_scale = 1.0f; /* T5 folds the 1/sqrt(d) into its initialization */
+    b->cross_dim = d_model; b->cross_every = 1;
+    c->family = MMS_DEC_T5;
+    c->n_layers = (int)dec_layers;
+    c->n_enc_layers = (int)layers;
+    c->max_pos = 1 << 20; /* relative positions: no trained limit */
+    c->final_norm = 1;
+    c->rope.kind = MMS_ROPE_NONE;
+    TRY(mms_json_bool(j, o, what, "tie_word_embeddings", 1, &c->tie_embeddings, err));
+    c->out_scale = c->tie_embeddings ? 1.0f / sqrtf((float)d_model) : 1.0f;
+    c->pad_token_id = 0; c->eos_token_id = 1; c->bos_token_id = -1; c->decoder_start_token_id = 0;
+    TRY(opt_int(j, o, what, "pad_token_id", &c->pad_token_id, err));
+    TRY(opt_int(j, o, what, "eos_token_id", &c->eos_token_id, err));
+    TRY(opt_int(j, o, what, "bos_token_id", &c->bos_token_id, err));
+    c->decoder_start_token_id = c->pad_token_id;
+    TRY(opt_int(j, o, what, "decoder_start_token_id", &c->decoder_start_token_id, err));
+    return MMS_OK;
+}
+
 mms_status mms_decoder_config_parse(const mms_json *j, const cJSON *o, const char *what, mms_decoder_config *c,
                                     mms_error *err) {
     mms_status rc;
     memset(c, 0, sizeof *c);
+    c->out_scale = 1.0f;
+    c->decoder_start_token_id = -1;
     const char *mt = NULL;
     TRY(mms_json_str(j, o, what, "model_type", NULL, &mt, err));
     if (!mt) return mms_error_set(err, MMS_ERR_CONFIG, "%s: %s%smodel_type is missing", j->path, what ? what : "", what ? "." : "");
+    if (strcmp(mt, "t5") == 0) return parse_t5(j, o, what, c, err);
     const family_defaults *f = NULL;
     for (size_t i = 0; i < sizeof k_families / sizeof k_families[0]; i++)
         if (strcmp(mt, k_families[i].model_type) == 0) f = &k_families[i];

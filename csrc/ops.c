@@ -34,6 +34,7 @@ mms_status mms_op_attention(mms_backend *be, const mms_attn_args *a, mms_error *
     if (a->batch <= 0 || a->n_q <= 0 || a->n_kv <= 0 || a->n_heads <= 0 || a->head_dim <= 0 || !is_act_dtype(a->out_dtype))
         return mms_error_set(err, MMS_ERR_VALUE, "attention: bad sizes (batch %lld, n_q %lld, n_kv %lld)",
                              (long long)a->batch, (long long)a->n_q, (long long)a->n_kv);
+    if (a->rel_bias && a->rel_max < 0) return mms_error_set(err, MMS_ERR_VALUE, "attention: negative rel_max");
     if (a->n_kv_heads < 0 || (a->n_kv_heads && a->n_heads % a->n_kv_heads) || a->window < 0)
         return mms_error_set(err, MMS_ERR_VALUE, "attention: %lld heads cannot share %lld key/value heads",
                              (long long)a->n_heads, (long long)a->n_kv_heads);
@@ -88,7 +89,7 @@ mms_status mms_op_store_rows(mms_backend *be, void *dst, mms_dtype dst_dtype, in
 }
 
 mms_status mms_op_kv_attention(mms_backend *be, const mms_kv_attn_args *a, mms_error *err) {
-    if (a->n_q <= 0 || a->n_kv < a->n_q || a->n_heads <= 0 || a->head_dim <= 0 || a->n_kv_heads <= 0 ||
+    if (a->n_q <= 0 || a->n_kv <= 0 || (!a->full && a->n_kv < a->n_q) || (a->rel_bias && a->rel_max < 0) || a->n_heads <= 0 || a->head_dim <= 0 || a->n_kv_heads <= 0 ||
         a->n_heads % a->n_kv_heads || !is_act_dtype(a->kv_dtype) || !is_act_dtype(a->out_dtype) || a->window < 0)
         return mms_error_set(err, MMS_ERR_VALUE, "kv_attention: bad sizes (n_q %lld, n_kv %lld, heads %lld/%lld)",
                              (long long)a->n_q, (long long)a->n_kv, (long long)a->n_heads, (long long)a->n_kv_heads);

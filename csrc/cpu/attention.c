@@ -129,7 +129,7 @@ static void softmax_row_generic(float *s, int64_t n, int64_t kend, const int64_t
 }
 
 void mms_cpu_softmax_rows_strided(float *s, int64_t rows, int64_t n_kv, int64_t ld, int64_t n_q, const int64_t *mask,
-                                  int causal, int64_t causal_off, float scale) {
+                                  int causal, int64_t causal_off, float scale, const float *rel_bias, int64_t rel_max) {
     const int avx512 = mms_cpu_isa_get() == MMS_ISA_AVX512;
     #pragma omp parallel for num_threads(mms_get_num_threads()) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
@@ -138,12 +138,23 @@ void mms_cpu_softmax_rows_strided(float *s, int64_t rows, int64_t n_kv, int64_t 
         if (kend > n_kv) kend = n_kv;
         if (kend < 0) kend = 0;
         float *row = s + r * ld;
-        if (avx512) softmax_row_avx512(row, ld, kend, mask, scale);
-        else softmax_row_generic(row, ld, kend, mask, scale);
+        float sc = scale;
+        if (rel_bias) { /* scaled score + bias[h][R + clamp(j - p)], then an unscaled softmax */
+            const int64_t R = rel_max, p = i + causal_off;
+            const float *rb = rel_bias + (r / n_q) * (2 * R + 1) + R;
+            for (int64_t j = 0; j < kend; j++) {
+                int64_t d = j - p;
+                d = d < -R ? -R : (d > R ? R : d);
+                row[j] = row[j] * scale + rb[d];
+            }
+            sc = 1.0f;
+        }
+        if (avx512) softmax_row_avx512(row, ld, kend, mask, sc);
+        else softmax_row_generic(row, ld, kend, mask, sc);
     }
 }
 
 void mms_cpu_softmax_rows(float *s, int64_t rows, int64_t n_kv, int64_t row_stride, const int64_t *mask,
                           int causal, int64_t causal_off, float scale) {
-    mms_cpu_softmax_rows_strided(s, rows, n_kv, n_kv, row_stride, mask, causal, causal_off, scale);
+    mms_cpu_softmax_rows_strided(s, rows, n_kv, n_kv, row_stride, mask, causal, causal_off, scale, NULL, 0);
 }

@@ -227,7 +227,7 @@ mms_status mms_cpu_attention_gemm(const mms_attn_args *a, mms_error *err) {
         if (rc != MMS_OK) break;
         /* padded key columns [Tk, Tkp) are masked by the softmax's kend (rows have stride Tkp) */
         mms_cpu_softmax_rows_strided(S, H * Tq, Tk, Tkp, Tq, a->key_mask ? a->key_mask + b * Tk : NULL, a->causal, Tk - Tq,
-                                     a->scale);
+                                     a->scale, a->rel_bias, a->rel_max);
         if (lowp && (rc = mms_convert(S, MMS_DTYPE_F32, P16, MMS_DTYPE_BF16, H * Tq * Tkp, err)) != MMS_OK) break;
         void *dst = (char *)a->out + (size_t)(b * Tq * A) * esz;
         rc = bmm_run(&pv, lowp ? (const void *)P16 : S, lowp ? (const void *)v16 : vb, tmp ? (void *)tmp : dst, err);

@@ -95,6 +95,15 @@ static void CAT(attn_task, SUFFIX)(const mms_attn_args *a, int64_t b, int64_t h,
             for (int64_t d = 0; d < hd; d++) accs += CAT(vbcast, SUFFIX)(qi[d]) * CAT(vload, SUFFIX)(kt + d * nkp + j);
             CAT(vstore, SUFFIX)(s + j, accs * a->scale);
         }
+        if (a->rel_bias) { /* T5: + bias[h][R + clamp(j - p)] */
+            const int64_t R = a->rel_max, p = i + causal_off;
+            const float *rb = a->rel_bias + h * (2 * R + 1) + R;
+            for (int64_t jj = 0; jj < kend; jj++) {
+                int64_t d = jj - p;
+                d = d < -R ? -R : (d > R ? R : d);
+                s[jj] += rb[d];
+            }
+        }
         /* mask: -inf for masked / out-of-range keys (and keys before a sliding window) */
         for (int64_t jj = kend; jj < kendp; jj++) s[jj] = -INFINITY;
         if (a->window > 0)

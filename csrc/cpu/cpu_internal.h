@@ -45,7 +45,8 @@ void mms_cpu_softmax_rows(float *s, int64_t rows, int64_t n_kv, int64_t row_stri
                           int causal, int64_t causal_off, float scale);
 /* Same over rows of length ld (>= n_kv; columns past n_kv get probability 0); n_q = queries per head. */
 void mms_cpu_softmax_rows_strided(float *s, int64_t rows, int64_t n_kv, int64_t ld, int64_t n_q, const int64_t *mask,
-                                  int causal, int64_t causal_off, float scale);
+                                  int causal, int64_t causal_off, float scale, const float *rel_bias,
+                                  int64_t rel_max);
 /* Linear for at most MMS_GEMV_MAX_M rows of x (decode), same contract as the backend's linear;
  * a hand-written kernel that streams W at memory bandwidth (gemv.c). */
 #define MMS_GEMV_MAX_M 8

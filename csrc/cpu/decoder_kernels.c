@@ -130,8 +130,8 @@ CLONES static void kv_task(const mms_kv_attn_args *a, int64_t kvh, int64_t i, fl
     const int64_t hd = a->head_dim, G = a->n_heads / a->n_kv_heads;
     const int64_t p = a->n_kv - a->n_q + i; /* absolute position of the query */
     int64_t j0 = 0;
-    if (a->window > 0 && p - a->window + 1 > 0) j0 = p - a->window + 1;
-    const int64_t n = p + 1 - j0;
+    if (!a->full && a->window > 0 && p - a->window + 1 > 0) j0 = p - a->window + 1;
+    const int64_t n = a->full ? a->n_kv : p + 1 - j0;
     const int bf = a->kv_dtype == MMS_DTYPE_BF16;
     const float *q = a->q + i * a->q_row + kvh * G * hd;
     /* scores sc (G, n) */
@@ -151,6 +151,17 @@ CLONES static void kv_task(const mms_kv_attn_args *a, int64_t kvh, int64_t i, fl
             #pragma omp simd reduction(+ : dot)
             for (int64_t d = 0; d < hd; d++) dot += qg[d] * k[d];
             sc[g * n + j] = dot * a->scale;
+        }
+    }
+    if (a->rel_bias) { /* T5: + bias[h][R + clamp(j - p)] */
+        const int64_t R = a->rel_max;
+        for (int64_t g = 0; g < G; g++) {
+            const float *rb = a->rel_bias + (kvh * G + g) * (2 * R + 1) + R;
+            for (int64_t j = 0; j < n; j++) {
+                int64_t d = j0 + j - p;
+                d = d < -R ? -R : (d > R ? R : d);
+                sc[g * n + j] += rb[d];
+            }
         }
     }
     for (int64_t g = 0; g < G; g++) {

@@ -95,6 +95,8 @@ static mms_status cu_layernorm(mms_backend *be, const mms_tensor *x, const float
 
 static mms_status cu_attention(mms_backend *be, const mms_attn_args *a, mms_error *err) {
     (void)be;
+    if (a->rel_bias)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "attention: relative position bias (T5) is not implemented on the cuda backend yet");
     CU(mms_cu_attention(a->batch, a->n_q, a->n_kv, a->n_heads, a->head_dim, a->q, a->q_row, a->q_batch, a->k, a->v,
                         a->kv_row, a->kv_batch, a->out, a->out_dtype == MMS_DTYPE_BF16, a->key_mask, a->causal, a->scale,
                         a->n_kv_heads, a->window, 0),
@@ -138,12 +140,14 @@ static mms_status cu_store_rows(mms_backend *be, void *dst, mms_dtype dt, int64_
 
 static mms_status cu_kv_attention(mms_backend *be, const mms_kv_attn_args *a, mms_error *err) {
     (void)be;
+    if (a->rel_bias)
+        return mms_error_set(err, MMS_ERR_UNSUPPORTED, "kv_attention: relative position bias (T5) is not implemented on the cuda backend yet");
     if (a->head_dim > MMS_CU_KV_MAX_HD)
         return mms_error_set(err, MMS_ERR_UNSUPPORTED, "kv_attention: head_dim %lld (the cuda backend supports up to %d)",
                              (long long)a->head_dim, MMS_CU_KV_MAX_HD);
     CU(mms_cu_kv_attention(a->n_q, a->n_kv, a->n_heads, a->n_kv_heads, a->head_dim, a->q, a->q_row, a->k, a->v,
                            a->kv_dtype == MMS_DTYPE_BF16, a->kv_row, a->out, a->out_dtype == MMS_DTYPE_BF16, a->out_row,
-                           a->window, a->scale, 0),
+                           a->window, a->scale, a->full, 0),
        "kv_attention");
     return MMS_OK;
 }

@@ -51,7 +51,8 @@ int mms_cu_store_rows(void *dst, int dst_bf16, int64_t dst_stride, const float *
 #define MMS_CU_KV_MAX_HD 256
 int mms_cu_kv_attention(int64_t n_q, int64_t n_kv, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                         const float *q, int64_t q_row, const void *k, const void *v, int kv_bf16, int64_t kv_row,
-                        void *out, int out_bf16, int64_t out_row, int64_t window, float scale, void *stream);
+                        void *out, int out_bf16, int64_t out_row, int64_t window, float scale, int full,
+                        void *stream);
 
 #ifdef __cplusplus
 }

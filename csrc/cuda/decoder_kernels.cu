@@ -132,7 +132,7 @@ struct KvArgs {
     int64_t out_row;
     int64_t window, chunk;
     float scale;
-    int kv_bf16, out_bf16, nsplit, gz;
+    int kv_bf16, out_bf16, nsplit, gz, full;
     float *part_m, *part_l, *part_acc; // (n_q, n_heads, nsplit) [x hd] when nsplit > 1
 };
 
@@ -144,8 +144,9 @@ __global__ void __launch_bounds__(KV_WARPS * 32) k_kv_attn(const KvArgs a) {
     const int GB = (int)(a.G - g0 < KV_GMAX ? a.G - g0 : KV_GMAX);
     const int split = blockIdx.z;
     const int64_t hd = a.hd;
-    const int64_t p = a.n_kv - a.n_q + i; // absolute position of the query
-    int64_t lo = a.window > 0 ? p - a.window + 1 : 0;
+    // absolute position of the query (cross-attention: every key is visible)
+    const int64_t p = a.full ? a.n_kv - 1 : a.n_kv - a.n_q + i;
+    int64_t lo = !a.full && a.window > 0 ? p - a.window + 1 : 0;
     if (lo < 0) lo = 0;
     const int64_t s0 = lo + (int64_t)split * a.chunk;
     const int64_t s1 = s0 + a.chunk < p + 1 ? s0 + a.chunk : p + 1;
@@ -253,14 +254,15 @@ __global__ void k_kv_combine(const KvArgs a) {
 extern "C" int mms_cu_kv_attention(int64_t n_q, int64_t n_kv, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                                    const float *q, int64_t q_row, const void *k, const void *v, int kv_bf16,
                                    int64_t kv_row, void *out, int out_bf16, int64_t out_row, int64_t window, float scale,
-                                   void *stream) {
+                                   int full, void *stream) {
     if (head_dim <= 0 || head_dim > MMS_CU_KV_MAX_HD || n_kv_heads <= 0 || n_heads % n_kv_heads || n_q <= 0 ||
-        n_kv < n_q)
+        n_kv <= 0 || (!full && n_kv < n_q))
         return (int)cudaErrorInvalidValue;
     KvArgs a = {};
     a.n_q = n_q; a.n_kv = n_kv; a.n_heads = n_heads; a.G = n_heads / n_kv_heads; a.hd = head_dim;
     a.q = q; a.q_row = q_row; a.k = k; a.v = v; a.kv_row = kv_row; a.kv_bf16 = kv_bf16;
-    a.out = out; a.out_row = out_row; a.out_bf16 = out_bf16; a.window = window; a.scale = scale;
+    a.out = out; a.out_row = out_row; a.out_bf16 = out_bf16; a.window = full ? 0 : window; a.scale = scale;
+    a.full = full;
     a.gz = (int)((a.G + KV_GMAX - 1) / KV_GMAX);
     // keys one query can see at most, split so that the grid has >= ~256 blocks, >= 32 keys each
     const int64_t range = window > 0 && window < n_kv ? window : n_kv;

@@ -11,40 +11,30 @@
 #include <sys/stat.h>
 
 #include "../llava.h"
+#include "py_llm.h"
 #include "../safetensors.h"
 #include "../sampler.h"
 
-#define LM_CAPSULE "mmsuite.lm"
-#define STATE_CAPSULE "mmsuite.lm_state"
-
-typedef struct {
-    mms_decoder *lm;    /* standalone causal LM (owned) or NULL   */
-    mms_llava *llava;   /* LLaVA (owns its decoder) or NULL        */
-    int busy;           /* calls in flight (GIL held when touched) */
-    int n_states;       /* live states using the weights           */
-    int dead;           /* unloaded: freed when the last state goes */
-} lm_handle;
-
-typedef struct {
-    mms_decoder_state *st;
-    PyObject *model;    /* owned reference: the model outlives the state */
-    int busy;
-} state_handle;
-
-static const mms_decoder *handle_decoder(const lm_handle *h) { return h->llava ? mms_llava_decoder(h->llava) : h->lm; }
+const mms_decoder *mms_py_handle_decoder(const lm_handle *h) {
+    return h->llava ? mms_llava_decoder(h->llava) : h->blip2 ? mms_blip2_decoder(h->blip2) : h->lm;
+}
+#define handle_decoder mms_py_handle_decoder
 
 static void lm_destroy(PyObject *cap) {
     lm_handle *h = PyCapsule_GetPointer(cap, LM_CAPSULE);
     if (!h) return;
     mms_llava_free(h->llava);
+    mms_blip2_free(h->blip2);
     mms_decoder_free(h->lm);
     mms_free(h);
 }
 
 static void free_weights(lm_handle *h) {
     mms_llava_free(h->llava);
+    mms_blip2_free(h->blip2);
     mms_decoder_free(h->lm);
     h->llava = NULL;
+    h->blip2 = NULL;
     h->lm = NULL;
 }
 
@@ -58,17 +48,17 @@ static void state_destroy(PyObject *cap) {
     mms_free(s);
 }
 
-static lm_handle *get_lm(PyObject *cap) {
+lm_handle *mms_py_get_lm(PyObject *cap) {
     lm_handle *h = PyCapsule_GetPointer(cap, LM_CAPSULE);
     if (!h) return NULL;
-    if (h->dead || (!h->lm && !h->llava)) {
+    if (h->dead || (!h->lm && !h->llava && !h->blip2)) {
         PyErr_SetString(PyExc_RuntimeError, "model was unloaded");
         return NULL;
     }
     return h;
 }
 
-static state_handle *get_state(PyObject *cap) {
+state_handle *mms_py_get_state(PyObject *cap) {
     state_handle *s = PyCapsule_GetPointer(cap, STATE_CAPSULE);
     if (!s) return NULL;
     if (s->busy) {
@@ -78,15 +68,18 @@ static state_handle *get_state(PyObject *cap) {
     return s;
 }
 
-static PyObject *wrap_handle(mms_decoder *lm, mms_llava *llava) {
+PyObject *mms_py_wrap_lm(mms_decoder *lm, mms_llava *llava, mms_blip2 *blip2) {
     lm_handle *h = mms_calloc(1, sizeof *h);
-    if (!h) { mms_decoder_free(lm); mms_llava_free(llava); return PyErr_NoMemory(); }
+    if (!h) { mms_decoder_free(lm); mms_llava_free(llava); mms_blip2_free(blip2); return PyErr_NoMemory(); }
     h->lm = lm;
     h->llava = llava;
+    h->blip2 = blip2;
     PyObject *cap = PyCapsule_New(h, LM_CAPSULE, lm_destroy);
-    if (!cap) { mms_decoder_free(lm); mms_llava_free(llava); mms_free(h); }
+    if (!cap) { mms_decoder_free(lm); mms_llava_free(llava); mms_blip2_free(blip2); mms_free(h); }
     return cap;
 }
+#define get_lm mms_py_get_lm
+#define get_state mms_py_get_state
 
 /* Load a standalone causal LM directory (config.json at the root). */
 static mms_status load_lm(const char *dir, mms_dtype dt, mms_backend *be, int wflags, mms_decoder **out, mms_error *err) {
@@ -107,6 +100,7 @@ static mms_status load_lm(const char *dir, mms_dtype dt, mms_backend *be, int wf
     return rc;
 }
 
+/* kind: 0 causal LM, 1 LLaVA, 2 BLIP-2 */
 static PyObject *py_load(PyObject *args, PyObject *kw, int llava) {
     static char *kwlist[] = {"path", "dtype", "device", "mmap", NULL};
     PyObject *path_obj;
@@ -124,17 +118,21 @@ static PyObject *py_load(PyObject *args, PyObject *kw, int llava) {
     mms_status rc;
     mms_decoder *lm = NULL;
     mms_llava *lv = NULL;
+    mms_blip2 *b2 = NULL;
     const char *path = PyBytes_AS_STRING(path_obj);
     Py_BEGIN_ALLOW_THREADS
-    rc = llava ? mms_llava_load_ex(path, dt, be, wflags, &lv, &err) : load_lm(path, dt, be, wflags, &lm, &err);
+    rc = llava == 2 ? mms_blip2_load_ex(path, dt, be, wflags, &b2, &err)
+         : llava    ? mms_llava_load_ex(path, dt, be, wflags, &lv, &err)
+                    : load_lm(path, dt, be, wflags, &lm, &err);
     Py_END_ALLOW_THREADS
     Py_DECREF(path_obj);
     if (rc != MMS_OK) return mms_py_raise(&err);
-    return wrap_handle(lm, lv);
+    return mms_py_wrap_lm(lm, lv, b2);
 }
 
 static PyObject *py_lm_load(PyObject *self, PyObject *args, PyObject *kw) { (void)self; return py_load(args, kw, 0); }
 static PyObject *py_llava_load(PyObject *self, PyObject *args, PyObject *kw) { (void)self; return py_load(args, kw, 1); }
+static PyObject *py_blip2_load(PyObject *self, PyObject *args, PyObject *kw) { (void)self; return py_load(args, kw, 2); }
 
 static PyObject *py_lm_unload(PyObject *self, PyObject *cap) {
     (void)self;
@@ -153,6 +151,7 @@ static const char *family_name(mms_decoder_family f) {
     case MMS_DEC_MISTRAL: return "mistral";
     case MMS_DEC_QWEN2: return "qwen2";
     case MMS_DEC_OPT: return "opt";
+    case MMS_DEC_T5: return "t5";
     }
     return "?";
 }
@@ -174,6 +173,14 @@ static PyObject *py_lm_info(PyObject *self, PyObject *cap) {
         "pad_token_id", (long long)c->pad_token_id, "intermediate_size", (long long)c->block.ffn, "dtype",
         mms_decoder_dtype(d) == MMS_DTYPE_BF16 ? "bfloat16" : "float32", "weight_bytes_mapped", (long long)mapped,
         "weight_bytes_owned", (long long)own);
+    if (r && c->family == MMS_DEC_T5) {
+        PyObject *t = Py_BuildValue("{s:L,s:i,s:L,s:L}", "decoder_start_token_id", (long long)c->decoder_start_token_id,
+                                    "num_encoder_layers", c->n_enc_layers, "relative_attention_num_buckets",
+                                    (long long)c->rel_buckets, "relative_attention_max_distance", (long long)c->rel_max_distance);
+        if (!t || PyDict_SetItemString(r, "t5", t) < 0) { Py_XDECREF(t); Py_DECREF(r); return NULL; }
+        Py_DECREF(t);
+    }
+    if (r && h->blip2 && mms_py_blip2_info(h->blip2, r) < 0) { Py_DECREF(r); return NULL; }
     if (!r || !h->llava) return r;
     const mms_llava_config *lc = mms_llava_get_config(h->llava);
     PyObject *pp = PyList_New(lc->n_pinpoints);
@@ -302,11 +309,11 @@ static PyObject *py_llava_pack_next(PyObject *self, PyObject *args) {
 
 static PyObject *py_state_new(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"model", "n_slots", "n_ctx", "kv_dtype", "max_tokens", NULL};
+    static char *kwlist[] = {"model", "n_slots", "n_ctx", "kv_dtype", "max_tokens", "enc_ctx", NULL};
     PyObject *cap;
-    long long slots, ctx, maxt = 512;
+    long long slots, ctx, maxt = 512, enc_ctx = 0;
     const char *kvd = "float32";
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OLL|sL", kwlist, &cap, &slots, &ctx, &kvd, &maxt)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OLL|sLL", kwlist, &cap, &slots, &ctx, &kvd, &maxt, &enc_ctx)) return NULL;
     lm_handle *h = get_lm(cap);
     if (!h) return NULL;
     mms_dtype dt;
@@ -315,7 +322,7 @@ static PyObject *py_state_new(PyObject *self, PyObject *args, PyObject *kw) {
     mms_decoder_state *st = NULL;
     mms_status rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = mms_decoder_state_new(handle_decoder(h), slots, ctx, dt, maxt, &st, &err);
+    rc = mms_decoder_state_new_ex(handle_decoder(h), slots, ctx, dt, maxt, enc_ctx, &st, &err);
     Py_END_ALLOW_THREADS
     if (rc != MMS_OK) return mms_py_raise(&err);
     state_handle *s = mms_calloc(1, sizeof *s);
@@ -473,6 +480,7 @@ static PyObject *py_sample(PyObject *self, PyObject *args, PyObject *kw) {
 static PyMethodDef llm_methods[] = {
     {"lm_load", (PyCFunction)(void (*)(void))py_lm_load, METH_VARARGS | METH_KEYWORDS, "lm_load(path, dtype='float32', device='cpu', mmap=True) -> causal LM handle (mmap=False: weights read into huge-page memory)"},
     {"llava_load", (PyCFunction)(void (*)(void))py_llava_load, METH_VARARGS | METH_KEYWORDS, "llava_load(path, dtype='float32', device='cpu', mmap=True) -> LLaVA handle"},
+    {"blip2_load", (PyCFunction)(void (*)(void))py_blip2_load, METH_VARARGS | METH_KEYWORDS, "blip2_load(path, dtype='float32', device='cpu', mmap=True) -> BLIP-2 handle"},
     {"lm_unload", py_lm_unload, METH_O, "free a model's weights (refused while states are alive)"},
     {"lm_info", py_lm_info, METH_O, "config and memory of a language model / LLaVA handle"},
     {"lm_embed", py_lm_embed, METH_VARARGS, "lm_embed(model, ids) -> (n, hidden) float32 token embeddings"},
@@ -480,7 +488,7 @@ static PyMethodDef llm_methods[] = {
      "llava_image_features(model, pixel_values, intermediates=False)"},
     {"llava_pack_next", py_llava_pack_next, METH_VARARGS, "llava_pack_next(model, projected, gh, gw, row0, rows, col0, cols)"},
     {"lm_state_new", (PyCFunction)(void (*)(void))py_state_new, METH_VARARGS | METH_KEYWORDS,
-     "lm_state_new(model, n_slots, n_ctx, kv_dtype='float32', max_tokens=512) -> KV-cache state"},
+     "lm_state_new(model, n_slots, n_ctx, kv_dtype='float32', max_tokens=512, enc_ctx=0) -> KV-cache state (enc_ctx: encoder rows per slot, T5)"},
     {"lm_forward", (PyCFunction)(void (*)(void))py_lm_forward, METH_VARARGS | METH_KEYWORDS,
      "lm_forward(state, slots, n_new, ids=None, embeds=None, logits_all=False, want_logits=True) -> logits"},
     {"lm_state_op", py_state_op, METH_VARARGS, "lm_state_op(state, 'len'|'truncate'|'copy'|'info', a, b)"},
