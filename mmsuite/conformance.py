@@ -3,7 +3,7 @@
     python -m mmsuite.conformance CASE_DIR... [--dtype float32|bfloat16] [--device cpu|cuda] [--json OUT]
 
 A case directory holds `case.json` (schema_version 1, see shared/conformance/README.md) and the
-files it lists. Model cases (families clip, siglip, openclip, llava, llava_next) load `model/` as the case says
+files it lists. Model cases (families clip, siglip, openclip, llava, llava_next, blip2, blip2_t5) load `model/` as the case says
 and compare EVERY file whose role is `output` or `intermediate` (plus `check` files) with the
 tolerance the case states. Preprocessing cases (clip_preprocess, siglip/preprocess*) decode
 and preprocess every input image and compare decoded / resized uint8 intermediates and
@@ -29,6 +29,7 @@ BF16_MIN_COSINE = 0.999   # per-row cosine of embeddings
 
 MODEL_FAMILIES = {"clip", "siglip", "openclip"}
 LLAVA_FAMILIES = {"llava", "llava_next"}
+BLIP2_FAMILIES = {"blip2", "blip2_t5"}
 PREPROCESS_FAMILIES = {"clip_preprocess"}
 
 
@@ -276,7 +277,84 @@ def run_llava_case(case_dir, case, dtype, device="cpu"):
     return results
 
 
-GREEDY_KEYS = {"generated_new_ids", "generate_output", "full_ids"}
+def run_blip2_case(case_dir, case, dtype, device="cpu"):
+    """BLIP-2 (OPT or Flan-T5): vision tower, Q-Former, projection, merged inputs, teacher-forced
+    logits (prefill, and prompt + generated through the KV cache) and greedy ids."""
+    from .blip2 import load_blip2
+    files = case["files"]
+    model = load_blip2(os.path.join(case_dir, case.get("model", {}).get("dir", "model")), dtype=dtype, device=device)
+    run = case.get("run", {})
+
+    def npy(name):
+        return np.load(os.path.join(case_dir, name)) if name in files else None
+
+    px, ids, mask = npy("pixel_values.npy"), npy("input_ids.npy"), npy("attention_mask.npy")
+    if ids.shape[0] != 1:
+        raise CaseError(f"{case_dir}: batched blip2 cases are not supported by this runner")
+    feats = model.image_features(px)
+    out = {k: v for k, v in feats.items()}
+    m = mask[0].astype(bool) if mask is not None else np.ones(ids.shape[1], bool)
+    lm_ids, emb = model.build_inputs(ids[0], feats["language_projection"][0])
+    lm_mask = np.concatenate([np.ones(len(lm_ids) - ids.shape[1], np.int64), m.astype(np.int64)])
+    out["lm_attention_mask"] = lm_mask[None]
+    n_new = int(run.get("max_new_tokens", 8))
+    cfg = GenerationConfig(max_new_tokens=n_new, do_sample=False, eos_token_id=[])
+    h = model._h
+    if not model.encoder_decoder:
+        if not m.all():
+            raise CaseError(f"{case_dir}: padded blip2 OPT cases are not supported by this runner")
+        out["logits"] = model.forward(ids[0], pixel_values=px)[None]
+        new = np.array(model._gen.generate([(lm_ids, emb)], cfg).sequences[0], dtype=np.int64)
+        full = np.concatenate([ids[0], new])
+        out.update(generated_new_ids=new[None], generate_output=full[None], full_ids=full[None],
+                   full_attention_mask=np.ones_like(full)[None])
+        ref_full = npy("full_ids.npy")
+        forced = ref_full[0, ids.shape[1]:] if ref_full is not None else new
+        st = _C.lm_state_new(h, 1, len(lm_ids) + len(forced), model.kv_dtype, 512)
+        first = _C.lm_forward(st, np.array([0]), np.array([len(lm_ids)]), embeds=emb, logits_all=True)
+        rest = [_C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([t])) for t in forced]
+        out["logits_prompt_plus_generated"] = np.concatenate([first] + rest)[None]
+    else:
+        t5 = model.info["t5"]
+        out["encoder_inputs_embeds"] = emb[None]
+        enc_full = _C.t5_encode(h, emb, lm_mask)
+        out["t5_encoder_last_hidden_state"] = enc_full[None]
+        enc = np.ascontiguousarray(enc_full[lm_mask.astype(bool)])
+        dec = npy("decoder_input_ids.npy")
+        out["logits"] = model.forward(ids[0], pixel_values=px, decoder_input_ids=dec, attention_mask=lm_mask)[None]
+        start = int(t5["decoder_start_token_id"])
+        new = np.array(model._gen.generate([([start], None, enc)], cfg).sequences[0], dtype=np.int64)
+        full = np.concatenate([[start], new]).astype(np.int64)
+        out.update(generated_new_ids=new[None], generate_output=full[None], full_decoder_ids=full[None])
+        ref_full = npy("full_decoder_ids.npy")
+        forced = ref_full[0] if ref_full is not None else full
+        st = _C.lm_state_new(h, 1, len(forced), model.kv_dtype, 512, enc_ctx=len(enc))
+        _C.lm_state_set_encoder(st, 0, enc)
+        out["logits_prompt_plus_generated"] = np.concatenate(
+            [_C.lm_forward(st, np.array([0]), np.array([1]), ids=np.array([t])) for t in forced])[None]
+        nb, md = int(t5["relative_attention_num_buckets"]), int(t5["relative_attention_max_distance"])
+        le, ld = len(lm_mask), len(forced)
+        out["relative_position_bucket_encoder"] = _C.t5_buckets(le, le, True, nb, md)
+        out["relative_position_bucket_decoder"] = _C.t5_buckets(ld, ld, False, nb, md)
+    if "pixel_values_recomputed.npy" in files:
+        images = [os.path.join(case_dir, f) for f in run.get("images", [])]
+        out["pixel_values_recomputed"] = model.processor(images)["pixel_values"]
+
+    def special(key, got, ref):
+        if dtype == "bfloat16" and key in GREEDY_KEYS:
+            return _compare_greedy_bf16(got, ref, 1 if model.encoder_decoder else ids.shape[1], key)
+        return None
+
+    def valid_for(meta):
+        vm = meta.get("valid_mask")
+        return np.load(os.path.join(case_dir, vm)) if vm and vm in files else None
+
+    results = _compare_outputs(case_dir, files, out, dtype, {}, valid_for=valid_for, special=special)
+    model.unload()
+    return results
+
+
+GREEDY_KEYS = {"generated_new_ids", "generate_output", "full_ids", "full_decoder_ids"}
 BF16_GREEDY_PREFIX = 2
 
 
@@ -302,6 +380,8 @@ def run_case(case_dir, dtype="float32", device="cpu"):
         return run_model_case(case_dir, case, dtype, device)
     if fam in LLAVA_FAMILIES:
         return run_llava_case(case_dir, case, dtype, device)
+    if fam in BLIP2_FAMILIES:
+        return run_blip2_case(case_dir, case, dtype, device)
     raise CaseError(f"{case_dir}: family {fam!r} is not supported by this version of mmsuite")
 
 

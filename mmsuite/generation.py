@@ -29,6 +29,7 @@ class GenerationConfig:
     """
 
     max_new_tokens: int = 64
+    min_new_tokens: int = 0
     do_sample: Optional[bool] = None
     temperature: Optional[float] = None
     top_k: int = 50
@@ -45,6 +46,9 @@ class GenerationConfig:
         if c.max_new_tokens is None or int(c.max_new_tokens) < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {c.max_new_tokens!r}")
         c.max_new_tokens = int(c.max_new_tokens)
+        if c.min_new_tokens is None or int(c.min_new_tokens) < 0:
+            raise ValueError(f"min_new_tokens must be >= 0, got {c.min_new_tokens!r}")
+        c.min_new_tokens = int(c.min_new_tokens)
         if c.temperature is not None and c.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {c.temperature}")
         if c.do_sample is None:
@@ -98,10 +102,22 @@ def _stop_hit(text: str, stops) -> int:
     return best
 
 
+def _suppress_eos(logits, rows, eos):
+    """min_new_tokens: EOS impossible for the given rows (transformers' MinNewTokensLength)."""
+    if rows and eos:
+        logits = np.array(logits, dtype=np.float32, copy=True)
+        ids = [e for e in eos if 0 <= e < logits.shape[1]]
+        for r in rows:
+            logits[r, ids] = -np.inf
+    return logits
+
+
 class Generator:
     """The decoding loop for one model handle. ``prompts`` are (ids, embeds-or-None) pairs:
     ids are the prompt's token ids (the repetition-penalty history), embeds (optional) the
-    rows to feed instead of the ids' embeddings (VLMs put image features there)."""
+    rows to feed instead of the ids' embeddings (VLMs put image features there). Encoder-decoder
+    models (T5) take (decoder_ids, None, encoder_states) triples: the encoder output (n, D) the
+    sequence's cross-attention sees."""
 
     def __init__(self, handle, vocab_size, default_eos=(), kv_dtype="float32", context_length=4096,
                  max_step_tokens=512):
@@ -115,11 +131,16 @@ class Generator:
 
     # -- helpers ---------------------------------------------------------------------------
     def _state(self, n_slots, n_ctx):
-        return _C.lm_state_new(self.h, n_slots, n_ctx, self.kv_dtype, self.max_step_tokens)
+        return _C.lm_state_new(self.h, n_slots, n_ctx, self.kv_dtype, self.max_step_tokens, enc_ctx=self._enc_ctx)
+
+    _enc_ctx = 0
 
     def _check_prompts(self, prompts, cfg):
         lens = []
-        for i, (ids, emb) in enumerate(prompts):
+        enc = [len(p[2]) for p in prompts if len(p) > 2 and p[2] is not None]
+        self._enc_ctx = max(enc) if enc else 0
+        for i, p in enumerate(prompts):
+            ids, emb = p[0], p[1]
             n = len(ids)
             if n == 0:
                 raise ValueError(f"prompt {i} is empty")
@@ -135,11 +156,15 @@ class Generator:
     def _prefill(self, st, prompts, slots):
         """Prefill all prompts in one packed step; returns each prompt's last-row logits."""
         n_new = np.array([len(p[0]) for p in prompts], dtype=np.int64)
-        if all(e is None for _, e in prompts):
+        for slot, p in zip(slots, prompts):
+            if len(p) > 2 and p[2] is not None:
+                _C.lm_state_set_encoder(st, int(slot), np.ascontiguousarray(p[2], dtype=np.float32))
+        if all(p[1] is None for p in prompts):
             ids = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in prompts])
             return _C.lm_forward(st, np.asarray(slots, dtype=np.int64), n_new, ids=ids)
         embs = []
-        for ids, emb in prompts:
+        for p in prompts:
+            ids, emb = p[0], p[1]
             embs.append(np.asarray(emb, dtype=np.float32) if emb is not None
                         else _C.lm_embed(self.h, np.asarray(ids, dtype=np.int64)))
         return _C.lm_forward(st, np.asarray(slots, dtype=np.int64), n_new, embeds=np.concatenate(embs))
@@ -224,6 +249,8 @@ class Generator:
         while active:
             if self.abort.is_set():
                 raise KeyboardInterrupt("generation aborted")
+            if cfg.min_new_tokens:
+                logits = _suppress_eos(logits, [k for k, i in enumerate(active) if len(seqs[i]) < cfg.min_new_tokens], eos)
             ids = self._sample(logits, [histories[i] for i in active], rng, cfg)
             still, feed = [], []
             for k, i in enumerate(active):
@@ -275,6 +302,8 @@ class Generator:
             if self.abort.is_set():
                 raise KeyboardInterrupt("generation aborted")
             lg = logits.astype(np.float64)
+            if cur < cfg.min_new_tokens:
+                lg[:, [e for e in eos if 0 <= e < self.V]] = -np.inf
             if cfg.repetition_penalty != 1.0:
                 for b in range(nb):
                     for t in set(prompt_ids + beams[b]):

@@ -177,8 +177,8 @@ class SigLIP(ContrastiveModel):
 
 def load(path, device="cpu", dtype="float32", **lm_kwargs):
     """Load a checkpoint directory (or cached hub id): CLIP / OpenCLIP / SigLIP -> CLIP / SigLIP;
-    LLaVA 1.5 / NeXT -> Llava; Llama / Mistral / Qwen2 / OPT -> CausalLM (lm_kwargs:
-    context_length, kv_dtype, tokenizer)."""
+    LLaVA 1.5 / NeXT -> Llava; BLIP-2 (OPT or Flan-T5) -> Blip2; Llama / Mistral / Qwen2 / OPT ->
+    CausalLM (lm_kwargs: context_length, kv_dtype, tokenizer, mmap)."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', not {dtype!r}")
     dtype = _DTYPES[dtype]
@@ -196,6 +196,9 @@ def load(path, device="cpu", dtype="float32", **lm_kwargs):
             raise ConfigError(f"{cfg_path}: cannot read config: {e}") from None
     else:
         model_type = "clip"  # open_clip_config.json (checked in C)
+    if model_type == "blip-2":
+        from .blip2 import load_blip2
+        return load_blip2(local, dtype=dtype, device=str(device), **lm_kwargs)
     if model_type in ("llava", "llava_next", "llama", "mistral", "qwen2", "opt"):
         from .llava import load_language_model
         return load_language_model(local, dtype=dtype, device=str(device), **lm_kwargs)

@@ -205,22 +205,34 @@ class MultimodalSuite:
         return out[0] if single else out
 
     # ---- visual instruction following (LLaVA) ----
-    def _vlm(self, model):
+    def _vlm(self, model, names=("llava", "vlm", "blip2"), what="ask"):
         if model is None:
-            cands = [n for n in ("llava", "vlm") if n in self._specs]
+            cands = [n for n in names if n in self._specs]
             if not cands:
-                raise KeyError(f"no LLaVA model registered (give models={{'llava': path}}); registered: {sorted(self._specs)}")
+                raise KeyError(f"no {'/'.join(names)} model registered (give models={{'{names[0]}': path}}); "
+                               f"registered: {sorted(self._specs)}")
             model = cands[0]
         m = self.model(model)
-        if not hasattr(m, "ask"):
-            raise TypeError(f"model {model!r} cannot answer questions about images (not a LLaVA model)")
+        if not hasattr(m, what):
+            raise TypeError(f"model {model!r} cannot {what} (a {type(m).__name__})")
         return m
+
+    def caption(self, image, prompt=None, max_new_tokens=30, num_beams=1, model=None, **gen):
+        """Caption an image (path, bytes, array, PIL) -> str, or a list of images -> list of str
+        (batched), with the BLIP-2 model registered as "blip2" (or `model=`)."""
+        return self._vlm(model, ("blip2", "caption"), "caption").caption(
+            image, prompt=prompt, max_new_tokens=max_new_tokens, num_beams=num_beams, **gen)
 
     def ask(self, image, question, max_new_tokens=128, temperature=None, stream=False, model=None, **gen):
         """Answer a question about an image (path, bytes, array or PIL image) with the LLaVA model
-        registered as "llava" (or `model=`). stream=True returns a generator of text deltas."""
-        return self._vlm(model).ask(image, question, stream=stream, max_new_tokens=max_new_tokens,
-                                    temperature=temperature, **gen)
+        registered as "llava" (or `model=`, e.g. "blip2": BLIP-2's short "Question: ... Answer:"
+        answers). stream=True returns a generator of text deltas (LLaVA)."""
+        m = self._vlm(model)
+        if hasattr(m, "caption"):  # BLIP-2
+            if stream:
+                raise ValueError("stream=True is available with LLaVA models, not BLIP-2")
+            return m.ask(image, question, max_new_tokens=max_new_tokens, temperature=temperature, **gen)
+        return m.ask(image, question, stream=stream, max_new_tokens=max_new_tokens, temperature=temperature, **gen)
 
     def chat(self, messages, max_new_tokens=256, temperature=None, stream=False, model=None, **gen):
         """Next assistant turn of a conversation; image parts: {"type": "image", "image": path}."""

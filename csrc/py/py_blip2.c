@@ -142,6 +142,10 @@ static PyObject *py_state_set_encoder(PyObject *self, PyObject *args) {
     PyArrayObject *enc = as_f32(enc_o, 2, 2, "encoder_states");
     if (!enc) return NULL;
     const mms_decoder_config *c = mms_decoder_get_config(mms_py_handle_decoder(PyCapsule_GetPointer(s->model, LM_CAPSULE)));
+    if (c->block.cross_dim <= 0) {
+        Py_DECREF(enc);
+        return PyErr_Format(PyExc_ValueError, "set_encoder: this decoder has no cross-attention (not an encoder-decoder model)");
+    }
     if (PyArray_DIM(enc, 1) != c->block.cross_dim) {
         Py_DECREF(enc);
         return PyErr_Format(PyExc_ValueError, "encoder_states: expected (rows, %lld), got %lld columns",
@@ -159,7 +163,25 @@ static PyObject *py_state_set_encoder(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_t5_buckets(PyObject *self, PyObject *args) {
+    (void)self;
+    long long lq, lk, nb, md;
+    int bidir;
+    if (!PyArg_ParseTuple(args, "LLpLL", &lq, &lk, &bidir, &nb, &md)) return NULL;
+    if (lq < 1 || lk < 1 || lq > 1 << 16 || lk > 1 << 16 || nb < 2 || md < 2)
+        return PyErr_Format(PyExc_ValueError, "t5_buckets: bad sizes");
+    npy_intp dims[2] = {lq, lk};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_INT64);
+    if (!out) return NULL;
+    int64_t *o = PyArray_DATA(out);
+    for (long long i = 0; i < lq; i++)
+        for (long long j = 0; j < lk; j++) o[i * lk + j] = mms_t5_bucket(j - i, bidir, nb, md);
+    return (PyObject *)out;
+}
+
 static PyMethodDef blip2_methods[] = {
+    {"t5_buckets", py_t5_buckets, METH_VARARGS,
+     "t5_buckets(q_len, k_len, bidirectional, num_buckets, max_distance) -> (q_len, k_len) relative position buckets"},
     {"blip2_image_features", (PyCFunction)(void (*)(void))py_blip2_image_features, METH_VARARGS | METH_KEYWORDS,
      "blip2_image_features(model, pixel_values, intermediates=False) -> language_projection (B, Q, Dt) "
      "(or a dict with vision_last_hidden_state, qformer_last_hidden_state, language_projection)"},
