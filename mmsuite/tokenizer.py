@@ -16,6 +16,9 @@ The work is split where the reference semantics are:
 SentencePiece models (SigLIP / T5 ``spiece.model``, Llama / Mistral ``tokenizer.model``) run in
 C too (``mmsuite._C.SentencePiece``, csrc/sentencepiece.h, sentencepiece-library semantics);
 :class:`SiglipTokenizer` adds transformers' SiglipTokenizer text rules on top in Python.
+:class:`T5Tokenizer` (mmsuite/tokenizer_t5.py, re-exported here) follows transformers 5's
+T5Tokenizer, whose tokenizers-library pipeline differs from sentencepiece's; it runs in Python
+on the pieces and scores of the C core.
 
 GPT-2 / OPT files (vocab.json + merges.txt, encoder.json + vocab.bpe) and Hugging Face
 ``tokenizer.json`` files (Llama, Mistral, Qwen2, LLaVA, ...) run in C too
@@ -43,8 +46,8 @@ try:
 except ImportError:  # optional at run time: the identity then, as the *_noftfy fixtures
     ftfy = None
 
-__all__ = ["CLIPTokenizer", "SentencePieceTokenizer", "SiglipTokenizer", "HFTokenizer", "GPT2Tokenizer",
-           "StreamDecoder", "load_tokenizer", "CLIP_CONTEXT_LENGTH"]
+__all__ = ["CLIPTokenizer", "SentencePieceTokenizer", "SiglipTokenizer", "T5Tokenizer", "HFTokenizer",
+           "GPT2Tokenizer", "StreamDecoder", "load_tokenizer", "CLIP_CONTEXT_LENGTH"]
 
 CLIP_CONTEXT_LENGTH = 77
 BUNDLED_CLIP_VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "bpe_simple_vocab_16e6.txt.gz")
@@ -551,7 +554,15 @@ def _sp_class_for(kind):
         kind = kind[:-4]
     if kind not in _SP_TOKENIZER_CLASSES:
         return None
-    return SiglipTokenizer if kind == "SiglipTokenizer" else SentencePieceTokenizer
+    return {"SiglipTokenizer": SiglipTokenizer, "T5Tokenizer": T5Tokenizer}.get(kind, SentencePieceTokenizer)
+
+
+def _is_t5_config(model_cfg):
+    """Does a config.json describe T5, or a model with a T5 text tower (BLIP-2 / InstructBLIP
+    Flan-T5)?"""
+    text_cfg = model_cfg.get("text_config")
+    return model_cfg.get("model_type") in _T5_MODEL_TYPES or (
+        isinstance(text_cfg, dict) and text_cfg.get("model_type") in _T5_MODEL_TYPES)
 
 
 def _is_clip_vocab(path):
@@ -565,6 +576,7 @@ def _is_clip_vocab(path):
 
 _GPT2_CLASSES = ("GPT2Tokenizer",)
 _NOT_TOKENIZER_JSON = ("SiglipTokenizer", "T5Tokenizer", "CLIPTokenizer")  # read from their own files
+_T5_MODEL_TYPES = ("t5",)
 
 
 def load_tokenizer(path, **kwargs):
@@ -582,8 +594,10 @@ def load_tokenizer(path, **kwargs):
       context_length.
     * SentencePiece: a directory with spiece.model or tokenizer.model, or a ``.model`` file.
       ``tokenizer_config.json``'s ``tokenizer_class`` picks the semantics: SiglipTokenizer ->
-      :class:`SiglipTokenizer` (also for a SigLIP ``config.json`` without one); LlamaTokenizer,
-      T5Tokenizer and none -> :class:`SentencePieceTokenizer`.
+      :class:`SiglipTokenizer` (also for a SigLIP ``config.json`` without one); T5Tokenizer ->
+      :class:`T5Tokenizer` (also for a ``config.json`` of T5 or with a T5 ``text_config``, as
+      BLIP-2 Flan-T5; such a directory without spiece.model raises FileNotFoundError naming it,
+      tokenizer.json or not); LlamaTokenizer and none -> :class:`SentencePieceTokenizer`.
 
     UnsupportedError names the file that shows another kind (another ``tokenizer_class``, a
     lone tokenizer.json); FileNotFoundError if there is no tokenizer file.
@@ -595,7 +609,10 @@ def load_tokenizer(path, **kwargs):
         kind = config.get("tokenizer_class")
         base = str(kind or "")
         base = base[:-4] if base.endswith("Fast") else base
-        siglip = (_read_json(os.path.join(path, "config.json")) or {}).get("model_type") == "siglip"
+        model_cfg = _read_json(os.path.join(path, "config.json")) or {}
+        siglip = model_cfg.get("model_type") == "siglip"
+        if not base and _is_t5_config(model_cfg):  # e.g. BLIP-2 Flan-T5 without a class name
+            return T5Tokenizer.from_pretrained(path, **kwargs)
         if (os.path.exists(os.path.join(path, "tokenizer.json")) and base not in _NOT_TOKENIZER_JSON
                 and not (siglip and not base)):
             return HFTokenizer.from_pretrained(path, **kwargs)
@@ -658,5 +675,7 @@ def load_tokenizer(path, **kwargs):
                            "tokenizer.json; GPT-2: encoder.json + vocab.bpe)")
 
 
-# The GPT-2 / tokenizer.json classes live in tokenizer_hf.py (which uses the helpers above).
+# The GPT-2 / tokenizer.json classes live in tokenizer_hf.py, T5's in tokenizer_t5.py (both use
+# the helpers above).
 from .tokenizer_hf import GPT2Tokenizer, HFTokenizer, StreamDecoder, _is_gpt2_dir  # noqa: E402
+from .tokenizer_t5 import T5Tokenizer  # noqa: E402

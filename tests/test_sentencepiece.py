@@ -16,7 +16,7 @@ import pytest
 
 from mmsuite import _C
 from mmsuite.errors import FormatError, UnsupportedError
-from mmsuite.tokenizer import SentencePieceTokenizer, SiglipTokenizer, load_tokenizer
+from mmsuite.tokenizer import SentencePieceTokenizer, SiglipTokenizer, T5Tokenizer, load_tokenizer
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tokenizers")
 MISTRAL = {
@@ -313,7 +313,7 @@ def test_load_tokenizer_sentencepiece_kinds(tmp_path):
         (t5 / "spiece.model").write_bytes(f.read())
     (t5 / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "model_max_length": 32}))
     tok = load_tokenizer(str(t5))
-    assert type(tok) is SentencePieceTokenizer and tok.add_eos and tok.model_max_length == 32
+    assert type(tok) is T5Tokenizer and tok.add_eos and tok.model_max_length == 32  # tests/test_tokenizer_t5.py
     assert tok.encode("a cat") == core("sp_unigram_nfkc").encode("a cat") + [1]
     assert tok(["a cat"])["input_ids"].shape == (1, 32)
 
