@@ -116,12 +116,8 @@ class Blip2:
         if self._tokenizer is None:
             with self._lock:
                 if self._tokenizer is None:
-                    from .tokenizer import load_tokenizer
-                    try:
-                        self._tokenizer = load_tokenizer(self.path)
-                    except FileNotFoundError as e:
-                        raise FileNotFoundError(f"{self.path}: no tokenizer files: {e}; pass token ids instead of "
-                                                "text, or give a tokenizer") from None
+                    from .llava import model_tokenizer
+                    self._tokenizer = model_tokenizer(self.path)
         return self._tokenizer
 
     @property

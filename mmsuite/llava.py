@@ -64,6 +64,16 @@ def _generation_defaults(path, info):
     return eos, cfg
 
 
+def model_tokenizer(path):
+    """The tokenizer shipped in a model directory, or a FileNotFoundError saying what to do."""
+    from .tokenizer import load_tokenizer
+    try:
+        return load_tokenizer(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{path}: no tokenizer files (tokenizer.json / tokenizer.model / spiece.model): {e}; "
+                                "pass token ids instead of text, or give a tokenizer") from None
+
+
 class CausalLM:
     """A decoder-only language model (Llama, Mistral, Qwen2, OPT) with generation.
 
@@ -99,13 +109,7 @@ class CausalLM:
         if self._tokenizer is None:
             with self._lock:
                 if self._tokenizer is None:
-                    from .tokenizer import load_tokenizer
-                    try:
-                        self._tokenizer = load_tokenizer(self.path)
-                    except FileNotFoundError as e:
-                        raise FileNotFoundError(
-                            f"{self.path}: no tokenizer files (tokenizer.json / tokenizer.model): {e}; pass "
-                            "token ids instead of text, or give a tokenizer") from None
+                    self._tokenizer = model_tokenizer(self.path)
         return self._tokenizer
 
     def _handle(self):
