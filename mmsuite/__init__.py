@@ -18,11 +18,12 @@ from .models import CLIP, SigLIP, load  # noqa: E402
 from .suite import MultimodalSuite  # noqa: E402
 from .llava import CausalLM, Llava  # noqa: E402
 from .blip2 import Blip2  # noqa: E402
+from .benchmark import MultimodalBenchmark  # noqa: E402
 
 try:  # the tokenizer / image modules are optional while under construction
     from .tokenizer import load_tokenizer  # noqa: E402,F401
 except ImportError:  # pragma: no cover
     pass
 
-__all__ = ["MultimodalSuite", "CLIP", "SigLIP", "Llava", "Blip2", "CausalLM", "load", "load_tokenizer", "set_num_threads", "get_num_threads",
+__all__ = ["MultimodalSuite", "MultimodalBenchmark", "CLIP", "SigLIP", "Llava", "Blip2", "CausalLM", "load", "load_tokenizer", "set_num_threads", "get_num_threads",
            "MMSError", "FormatError", "ConfigError", "UnsupportedError", "ModelNotFoundError"]

@@ -2,6 +2,7 @@
 
     python -m mmsuite classify IMAGES... --labels "a cat,a dog" [--model PATH_OR_HUB_ID] [--json OUT]
     python -m mmsuite embed IMAGES... [--texts "a,b"] [--model ...] --out embeddings.npz
+    python -m mmsuite bench retrieval|classification|captioning|vqa --data PATH --model PATH [--out DIR]
 
 IMAGES may be files or folders (every .png/.jpg/.jpeg below them). Without --model a random-weight
 demo checkpoint is used (clearly labelled: its predictions are meaningless)."""
@@ -89,7 +90,16 @@ def main(argv=None):
         else:
             p.add_argument("--texts")
             p.add_argument("--out", default="embeddings.npz")
+    from .benchmark import cli as bench_cli
+    bench_cli.add_parser(sub)
     args = ap.parse_args(argv)
+    if args.cmd == "bench":
+        from .errors import MMSError
+        try:
+            return bench_cli.run(args)
+        except (OSError, ValueError, KeyError, TypeError, MMSError) as e:
+            print(f"python -m mmsuite bench: error: {e}", file=sys.stderr)
+            return 2
     {"classify": cmd_classify, "embed": cmd_embed}[args.cmd](args)
     return 0
 

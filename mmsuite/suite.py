@@ -150,15 +150,17 @@ class MultimodalSuite:
         return sim
 
     # ---- zero-shot classification ----
-    def class_embeddings(self, labels, templates=None, model="clip"):
-        """(len(labels), D) normalized mean of each label's template embeddings (prompt ensembling)."""
+    def class_embeddings(self, labels, templates=None, model="clip", embed_texts=None):
+        """(len(labels), D) normalized mean of each label's template embeddings (prompt ensembling).
+        embed_texts: optional function prompts -> (N, D) normalized embeddings (e.g. a cached one)."""
         m = self._contrastive(model)
         labels = list(labels)
         if not labels:
             raise ValueError("labels: need at least one label")
         templates = list(templates) if templates else (list(DEFAULT_TEMPLATES) if m.kind == "clip" else ["{}"])
         prompts = [t.format(lab) if "{}" in t else f"{t} {lab}" for lab in labels for t in templates]
-        emb = self._embed_texts(m, prompts, 256).reshape(len(labels), len(templates), -1).mean(axis=1)
+        emb = embed_texts(prompts) if embed_texts is not None else self._embed_texts(m, prompts, 256)
+        emb = np.asarray(emb).reshape(len(labels), len(templates), -1).mean(axis=1)
         return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
     def classify(self, image, labels, templates=None, model="clip", top_k=None, batch_size=32):

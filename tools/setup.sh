@@ -19,7 +19,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
 .venv/bin/python -m pip install -q --disable-pip-version-check numpy "onednn-devel-cpu-gomp==2023.2.0" \
-    "onednn-cpu-gomp==2023.2.0" "ftfy==6.3.1" "jinja2>=3.1" pytest pillow
+    "onednn-cpu-gomp==2023.2.0" "ftfy==6.3.1" "jinja2>=3.1" "tqdm>=4.60" "matplotlib>=3.5" pytest pillow
 # reference implementations the tests compare against (never runtime dependencies of mmsuite)
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" transformers
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
