@@ -374,3 +374,18 @@ def test_cli_bad_matrix(capsys, tmp_path):
     (d / "retrieval_scores.json").write_text(json.dumps({"scores": [[0.1, 0.2]], "text_image_index": [5]}))
     err = _error(capsys, [str(d)])
     assert "retrieval_scores.json" in err and "text_image_index" in err
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_torch_tie_rule_fast_path_equals_replay(k):
+    """Queries whose hit cannot depend on tie order are decided from ranks; the result must equal
+    replaying torch's selection on every row (scores with many ties and a few NaNs)."""
+    from mmsuite.metrics.retrieval import _query_hits, topk_indices_torch
+    rng = np.random.default_rng(k)
+    scores = rng.integers(0, 4, (300, 40)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.003] = np.nan
+    positive = rng.random(scores.shape) < 0.08
+    positive[np.arange(300), rng.integers(0, 40, 300)] = True
+    fast = _query_hits(scores, positive, k, "torch")
+    replay = [bool(positive[q][topk_indices_torch(scores[q], k)].any()) for q in range(300)]
+    assert fast.tolist() == replay and 0 < fast.sum() < 300

@@ -3,10 +3,11 @@ each image once, looking results up in the cache, computing only the misses, com
 after every batch, timing each batch and ticking the progress bar."""
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .. import _C
+from .. import _C, get_num_threads
 from ..errors import MMSError
 from .cache import ResultCache, content_hash
 
@@ -56,57 +57,83 @@ def run_items(items, *, cache, kind, model_id, settings, batch_size, compute, co
     content(item, image_hash) -> the cache key's content part; compute(items, images) -> one
     output per item (images: decoded arrays, or None when needs_image is False); encode/decode
     convert an output to/from cache bytes. A missing or undecodable image is reported on the
-    dataset (dataset.report_problem) and the item skipped."""
-    batch = []
+    dataset (dataset.report_problem) and the item skipped. Images are decoded in worker threads
+    (the C decoder releases the GIL); a batch's time covers decoding and the model call."""
+    s = _Stream(cache, kind, model_id, settings, compute, content, encode, decode, meter, bar, dataset, needs_image)
+    workers = max(1, min(batch_size, get_num_threads())) if needs_image else 1
+    with ThreadPoolExecutor(max_workers=workers) as s.pool:
+        batch = []
+        for item in items:
+            try:
+                data, loader = read_image(item["image"]) if needs_image else (None, None)
+            except (OSError, TypeError) as e:
+                s.skip(item, f"image unreadable: {e}")
+                bar.update(1)
+                continue
+            key = ResultCache.key(kind, model_id, settings, content(item, content_hash(data) if needs_image else None))
+            batch.append((item, key, loader))
+            if len(batch) >= batch_size:
+                yield from s.flush(batch)
+                batch = []
+        if batch:
+            yield from s.flush(batch)
 
-    def flush():
-        todo, ready = [], []
-        for item, key, loader in batch:
-            hit = cache.get(key)
+
+def _decode(loader):
+    try:
+        return loader(), None
+    except (MMSError, ValueError, OSError) as e:
+        return None, e
+
+
+class _Stream:
+    """One run_items call's state: looks a batch up in the cache, computes and stores the misses."""
+
+    def __init__(self, cache, kind, model_id, settings, compute, content, encode, decode, meter, bar, dataset,
+                 needs_image):
+        self.cache, self.kind, self.compute, self.encode, self.decode = cache, kind, compute, encode, decode
+        self.meter, self.bar, self.dataset, self.needs_image = meter, bar, dataset, needs_image
+        self.pool = None
+
+    def skip(self, item, problem):
+        self.dataset.report_problem(item.get("id"), _name(item), problem)
+        self.meter.skipped += 1
+
+    def flush(self, batch):
+        out = [None] * len(batch)
+        todo = []
+        for i, (item, key, loader) in enumerate(batch):
+            hit = self.cache.get(key)
             if hit is not None:
-                ready.append((item, decode(hit)))
-                meter.cached += 1
+                out[i] = self.decode(hit)
+                self.meter.cached += 1
             else:
-                todo.append((item, key, loader))
-                ready.append((item, None))
+                todo.append(i)
         if todo:
-            images, ok = [], []
-            for item, key, loader in todo:
-                try:
-                    images.append(loader() if needs_image else None)
-                    ok.append((item, key))
-                except (MMSError, ValueError, OSError) as e:
-                    dataset.report_problem(item.get("id"), _name(item), f"image does not decode: {e}")
-                    meter.skipped += 1
+            t = time.perf_counter()
+            if self.needs_image:
+                decoded = list(self.pool.map(_decode, [batch[i][2] for i in todo]))
+            else:
+                decoded = [(None, None)] * len(todo)
+            ok, images = [], []
+            for i, (img, err) in zip(todo, decoded):
+                if err is not None:
+                    self.skip(batch[i][0], f"image does not decode: {err}")
+                else:
+                    ok.append(i)
+                    images.append(img)
             if ok:
-                t = time.perf_counter()
-                outs = compute([it for it, _ in ok], images)
-                meter.batch(len(ok), time.perf_counter() - t)
+                outs = self.compute([batch[i][0] for i in ok], images)
                 if len(outs) != len(ok):
-                    raise RuntimeError(f"{kind}: model returned {len(outs)} results for {len(ok)} inputs")
-                done = {id(it): o for (it, _), o in zip(ok, outs)}
-                cache.put_many([(key, encode(done[id(it)])) for it, key in ok])
-                ready = [(it, done.get(id(it)) if o is None else o) for it, o in ready]
-        for it, o in ready:
+                    raise RuntimeError(f"{self.kind}: model returned {len(outs)} results for {len(ok)} inputs")
+                self.meter.batch(len(ok), time.perf_counter() - t)
+                self.cache.put_many([(batch[i][1], self.encode(o)) for i, o in zip(ok, outs)])
+                for i, o in zip(ok, outs):
+                    out[i] = o
+        for (item, _, _), o in zip(batch, out):
             if o is not None:  # None: the image failed to decode (reported above)
-                yield it, o
-        bar.update(len(batch))
-        batch.clear()
-
-    for item in items:
-        try:
-            data, loader = read_image(item["image"]) if needs_image else (None, None)
-        except (OSError, TypeError) as e:
-            dataset.report_problem(item.get("id"), _name(item), f"image unreadable: {e}")
-            meter.skipped += 1
-            bar.update(1)
-            continue
-        h = content_hash(data) if needs_image else None
-        batch.append((item, ResultCache.key(kind, model_id, settings, content(item, h)), loader))
-        if len(batch) >= batch_size:
-            yield from flush()
-    if batch:
-        yield from flush()
+                yield item, o
+        self.bar.update(len(batch))
 
 
 def _name(item):

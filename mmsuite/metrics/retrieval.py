@@ -142,17 +142,40 @@ def topk_indices_torch(row, k):
 # Metrics
 # ---------------------------------------------------------------------------------------------
 
+def _bounds(scores, positive, rows=512):
+    """Per query: 1 + negatives scoring above the best positive (optimistic rank), 1 + negatives
+    scoring at least as high (pessimistic rank), and whether the row holds a NaN; in row blocks
+    so the temporaries stay small."""
+    n = scores.shape[0]
+    opt, pes, nan = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, bool)
+    for a in range(0, n, rows):
+        s, p = scores[a:a + rows], positive[a:a + rows]
+        best = np.where(p, s, -np.inf).max(axis=1)[:, None]
+        opt[a:a + rows] = 1 + ((s > best) & ~p).sum(axis=1)
+        pes[a:a + rows] = 1 + ((s >= best) & ~p).sum(axis=1)
+        nan[a:a + rows] = np.isnan(s).any(axis=1)
+    return opt, pes, nan
+
+
 def _query_hits(scores, positive, k, tie_rule):
     """scores: (queries, candidates) float32; positive: same-shape bool. Returns int8 hits."""
     hits = np.zeros(scores.shape[0], dtype=np.int8)
+    if tie_rule == "torch":
+        # Whether some positive is in torch's top k depends on its tie order only when the
+        # optimistic rank <= k < the pessimistic rank (or the row has a NaN): those queries
+        # replay torch's selection, the others are decided by the ranks alone.
+        empty = ~positive.any(axis=1)
+        if empty.any():
+            raise ValueError("query %d has no positive candidate" % int(np.flatnonzero(empty)[0]))
+        opt, pes, nan = _bounds(scores, positive)
+        hits[:] = pes <= k
+        for q in np.flatnonzero(((opt <= k) & (pes > k)) | nan):
+            hits[q] = bool(positive[q][topk_indices_torch(scores[q], k)].any())
+        return hits
     for q in range(scores.shape[0]):
         row, pos = scores[q], positive[q]
         if not pos.any():
             raise ValueError("query %d has no positive candidate" % q)
-        if tie_rule == "torch":
-            top = topk_indices_torch(row, k)
-            hits[q] = bool(pos[top].any())
-            continue
         best = row[pos].max()
         neg = row[~pos]
         if tie_rule == "optimistic":
@@ -211,12 +234,8 @@ def retrieval_ranks(scores, text_image_index):
     positive[np.arange(s.shape[0]), idx] = True
     out = {}
     for name, sc, pos in (("text_to_image", s, positive), ("image_to_text", s.T, positive.T)):
-        opt, pes = [], []
-        for row, p in zip(sc, pos):
-            best, neg = row[p].max(), row[~p]
-            opt.append(1 + int((neg > best).sum()))
-            pes.append(1 + int((neg >= best).sum()))
-        out[name] = {"rank_optimistic": opt, "rank_pessimistic": pes}
+        opt, pes, _ = _bounds(sc, pos)
+        out[name] = {"rank_optimistic": opt.tolist(), "rank_pessimistic": pes.tolist()}
     return out
 
 
@@ -235,11 +254,10 @@ def zeroshot_classification(logits, target, tie_rule="torch"):
         raise ValueError("target has a class outside [0, %d)" % x.shape[1])
     n = len(t)
     acc = {}
+    positive = np.zeros(x.shape, dtype=bool)
+    positive[np.arange(n), t] = True
     for k in ((1, 5) if x.shape[1] >= 5 else (1,)):
-        if tie_rule == "torch":
-            hit = sum(int(t[i]) in topk_indices_torch(x[i], k) for i in range(n))
-        else:
-            hit = int(_query_hits(x, np.eye(x.shape[1], dtype=bool)[t], k, tie_rule).sum())
+        hit = int(_query_hits(x, positive, k, tie_rule).sum())
         acc[k] = float(np.float32(hit)) / n
     pred = np.argmax(x, axis=1)
     classes = np.unique(np.concatenate([t, pred]))
