@@ -122,12 +122,6 @@ static size_t user_defined_prefix(const mms_sp_tokenizer *t, const uint8_t *s, s
     return best;
 }
 
-/* darts-clone unit fields. */
-static inline uint32_t da_offset(uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); }
-static inline uint32_t da_label(uint32_t u) { return u & ((1u << 31) | 0xFF); }
-static inline int da_has_leaf(uint32_t u) { return (u >> 8) & 1; }
-static inline uint32_t da_value(uint32_t u) { return u & ((1u << 31) - 1); }
-
 /* Normalizer::NormalizePrefix: the replacement of the longest rule matching at s[0..n)
  * (n >= 1) into *out / *out_len, and the input bytes it consumes into *used. A user-defined
  * piece stays as it is; without a rule one UTF-8 character is copied, or U+FFFD is given
@@ -146,19 +140,19 @@ static mms_status norm_prefix(const mms_sp_tokenizer *t, const sp_normalizer *nz
         /* DoubleArray::commonPrefixSearch, every index checked: the blob comes from a file. */
         const uint32_t *u = nz->units;
         size_t nu = nz->n_units, longest = 0;
-        uint32_t value = 0, pos = da_offset(u[0]);
+        uint32_t value = 0, pos = sp_da_offset(u[0]);
         int found = 0;
         for (size_t i = 0; i < n; i++) {
             pos ^= s[i];
             if (pos >= nu) break;
             uint32_t unit = u[pos];
-            if (da_label(unit) != s[i]) break;
-            pos ^= da_offset(unit);
-            if (da_has_leaf(unit)) {
+            if (sp_da_label(unit) != s[i]) break;
+            pos ^= sp_da_offset(unit);
+            if (sp_da_has_leaf(unit)) {
                 if (pos >= nu) break;
                 if (found++ < MAX_CHARSMAP_RESULTS) {
                     longest = i + 1;
-                    value = da_value(u[pos]);
+                    value = sp_da_value(u[pos]);
                 }
             }
         }

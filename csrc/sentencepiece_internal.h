@@ -1,6 +1,7 @@
 /* sentencepiece_internal.h -- the mms_sp_tokenizer struct, shared by sentencepiece_model.c
  * (reading the ModelProto, building the tables) and sentencepiece.c (normalizer, BPE and
- * unigram encoders, decoder). Not installed; nothing outside those two files includes it. */
+ * unigram encoders, decoder); the T5 tokenizer (tokenizer_t5*.c) reuses its piece trie and
+ * charsmap structures. Not installed; nothing else includes it. */
 #ifndef MMS_SENTENCEPIECE_INTERNAL_H
 #define MMS_SENTENCEPIECE_INTERNAL_H
 
@@ -43,6 +44,13 @@ typedef struct sp_normalizer {
     int treat_whitespace_as_suffix;
     int match_user_defined; /* user-defined pieces pass through unchanged (the encoder's one) */
 } sp_normalizer;
+
+/* darts-clone unit fields of a charsmap's double array (sentencepiece.c and, for its
+ * shortest-prefix lookup, tokenizer_t5_norm.c). */
+static inline uint32_t sp_da_offset(uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); }
+static inline uint32_t sp_da_label(uint32_t u) { return u & ((1u << 31) | 0xFF); }
+static inline int sp_da_has_leaf(uint32_t u) { return (u >> 8) & 1; }
+static inline uint32_t sp_da_value(uint32_t u) { return u & ((1u << 31) - 1); }
 
 struct mms_sp_tokenizer {
     mms_sp_model_type model_type;

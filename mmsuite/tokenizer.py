@@ -17,8 +17,8 @@ SentencePiece models (SigLIP / T5 ``spiece.model``, Llama / Mistral ``tokenizer.
 C too (``mmsuite._C.SentencePiece``, csrc/sentencepiece.h, sentencepiece-library semantics);
 :class:`SiglipTokenizer` adds transformers' SiglipTokenizer text rules on top in Python.
 :class:`T5Tokenizer` (mmsuite/tokenizer_t5.py, re-exported here) follows transformers 5's
-T5Tokenizer, whose tokenizers-library pipeline differs from sentencepiece's; it runs in Python
-on the pieces and scores of the C core.
+T5Tokenizer, whose tokenizers-library pipeline differs from sentencepiece's; it runs in C too
+(``mmsuite._C.T5Tokenizer``, csrc/tokenizer_t5.h) on the pieces and scores of the model.
 
 GPT-2 / OPT files (vocab.json + merges.txt, encoder.json + vocab.bpe) and Hugging Face
 ``tokenizer.json`` files (Llama, Mistral, Qwen2, LLaVA, ...) run in C too

@@ -2,8 +2,9 @@
 transformers' ``T5Tokenizer`` as transformers 5 runs it (one class on the tokenizers library,
 ``T5TokenizerFast`` is the same class), read from ``spiece.model`` + tokenizer_config.json.
 
-That pipeline is not sentencepiece's, so it is written out here in Python on top of the pieces
-and scores the C core (``mmsuite._C.SentencePiece``) reads from spiece.model:
+That pipeline is not sentencepiece's; it runs in C (``mmsuite._C.T5Tokenizer``,
+csrc/tokenizer_t5.h, without the GIL, batches in parallel) on the pieces, scores and
+precompiled charsmap of spiece.model:
 
 1. added tokens (``<pad>``, ``</s>``, ``<unk>``, the sentinels ``<extra_id_0..99>``, BLIP-2's
    ``<image>``, ...) are cut out of the raw text, leftmost-longest, with their AddedToken flags
@@ -19,6 +20,10 @@ and scores the C core (``mmsuite._C.SentencePiece``) reads from spiece.model:
    unknown characters fused into one ``<unk>``;
 5. ``</s>`` is appended (always: also after a text ending in "</s>").
 
+This module reads the checkpoint files (tokenizer_config.json, special_tokens_map.json,
+added_tokens.json, ``extra_ids``) into the added-token list the C tokenizer takes, and owns the
+public API: batch padding / truncation options, ids <-> tokens and decoding.
+
 Decoding maps ids to tokens (added tokens first; a normalized one shows its normalized text),
 drops special tokens on request, removes every '▁' of the first token and turns the others into
 spaces (``Metaspace`` decoder), then applies ``clean_up_tokenization_spaces`` when the config
@@ -26,211 +31,29 @@ sets it (transformers 5 default: off). Ids outside the vocabulary raise ValueErr
 drops them silently).
 
 Exactness is checked against transformers 5.24 / tokenizers 0.23 on every record of
-tests/data/tokenizers/t5.jsonl. Known approximation: grapheme clusters come from Python's
-unicodedata (Unicode 14) with the rules that can change a result (CR LF, controls, Extend /
-SpacingMark / ZWJ, Prepend), not the full UAX #29 (Hangul, emoji and Indic conjunct rules only
-join clusters of 6 bytes or more, which are normalized char by char either way).
+tests/data/tokenizers/t5.jsonl. Known approximation: grapheme clusters follow the UAX #29 rules
+that can change a result (CR LF, controls, Extend / SpacingMark / ZWJ, Prepend) on Unicode 15.0
+data, not the full UAX #29 (Hangul, emoji and Indic conjunct rules only join clusters of 6
+bytes or more, which are normalized char by char either way).
 """
 import errno
 import operator
 import os
 import re
-import unicodedata
 
 import numpy as np
 
 from . import _C
 from ._jsonio import read_json
 from .errors import FormatError, UnsupportedError
-from .tokenizer import (SPIECE_UNDERLINE, SentencePieceTokenizer, _UNSET_MAX_LENGTH, _WHITESPACE_RUN,
+from .tokenizer import (SPIECE_UNDERLINE, SentencePieceTokenizer, _UNSET_MAX_LENGTH, _batch_result,
                         _check_batch_options, _token_content)
 
 __all__ = ["T5Tokenizer"]
 
 T5_MODEL_FILE = "spiece.model"
 T5_DEFAULT_EXTRA_IDS = 100
-_UNK_PENALTY = 10.0  # tokenizers' K_UNK_PENALTY: an unknown char scores min_score - 10
-_CACHE_LIMIT = 1 << 16  # words kept in the per-tokenizer Viterbi cache before it is cleared
 _SENTINEL = re.compile(r"<extra_id_\d+>")
-# tokenizers' find_matches: Rust regex \s*$ / ^\s* (White_Space).
-_WS_AT_END = re.compile("[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
-_WS_AT_START = re.compile("[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
-_PIECE_START = re.compile(SPIECE_UNDERLINE + "[^" + SPIECE_UNDERLINE + "]*")
-
-
-# ---- spiece.model: the precompiled charsmap ---------------------------------------------------------
-
-
-def _varint(buf, pos):
-    shift = value = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _proto_fields(buf):
-    """(field number, wire type, value) of a serialized protobuf message; value is bytes for
-    length-delimited fields, an int otherwise."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = int.from_bytes(buf[pos:pos + 8], "little"), pos + 8
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
-        elif wire == 5:
-            value, pos = int.from_bytes(buf[pos:pos + 4], "little"), pos + 4
-        else:
-            raise ValueError(f"wire type {wire}")
-        if pos > len(buf):
-            raise ValueError("truncated field")
-        yield field, wire, value
-
-
-def _read_charsmap(model_path):
-    """ModelProto.normalizer_spec.precompiled_charsmap (field 3, its field 2) of a model file,
-    b"" when there is none."""
-    with open(model_path, "rb") as f:
-        data = f.read()
-    charsmap = b""
-    try:
-        for field, wire, value in _proto_fields(data):
-            if field == 3 and wire == 2:
-                for f2, w2, v2 in _proto_fields(value):
-                    if f2 == 2 and w2 == 2:
-                        charsmap = bytes(v2)
-    except ValueError as e:
-        raise FormatError(f"{model_path}: cannot read the normalizer spec: {e}") from None
-    return charsmap
-
-
-class _Charsmap:
-    """sentencepiece's precompiled charsmap: u32 trie size, a darts-clone double array of that
-    many bytes (values = offsets of replacements), NUL-terminated UTF-8 replacements. Lookups as
-    tokenizers' ``spm_precompiled`` crate does them."""
-
-    def __init__(self, blob, what):
-        if len(blob) < 4:
-            raise FormatError(f"{what}: precompiled charsmap of {len(blob)} bytes")
-        size = int.from_bytes(blob[:4], "little")
-        if size % 4 or 4 + size > len(blob) or size == 0:
-            raise FormatError(f"{what}: precompiled charsmap trie of {size} bytes in a blob of {len(blob)}")
-        self.units = np.frombuffer(blob, dtype="<u4", count=size // 4, offset=4).tolist()  # (n_units,)
-        self.strings = blob[4 + size:]
-        self.what = what
-        self._single = {}  # char -> replacement or None
-
-    def first(self, key):
-        """Replacement of the shortest key that is a prefix of `key` (bytes), or None:
-        ``Precompiled::transform`` (common_prefix_search()[0]); a NUL byte ends the search."""
-        units = self.units
-        n = len(units)
-        unit = units[0]
-        pos = (unit >> 10) << ((unit & 0x200) >> 6)
-        for c in key:
-            if c == 0:
-                return None
-            pos ^= c
-            if pos >= n:
-                return None
-            unit = units[pos]
-            if unit & 0x800000FF != c:
-                return None
-            pos ^= (unit >> 10) << ((unit & 0x200) >> 6)
-            if (unit >> 8) & 1:
-                if pos >= n:
-                    raise FormatError(f"{self.what}: precompiled charsmap leaf out of range")
-                off = units[pos] & 0x7FFFFFFF
-                end = self.strings.find(b"\0", off)
-                raw = self.strings[off:end if end >= 0 else len(self.strings)]
-                try:
-                    return raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise FormatError(f"{self.what}: precompiled charsmap replacement is not UTF-8") from None
-        return None
-
-    def char(self, c):
-        r = self._single.get(c, 0)
-        if r == 0:
-            r = self._single[c] = self.first(c.encode("utf-8", "surrogatepass"))
-        return r
-
-
-# ---- grapheme clusters (the rules that can change a normalization) ---------------------------------
-
-_OTHER, _CR, _LF, _CONTROL, _JOIN, _PREPEND = range(6)
-_PREPEND_RANGES = ((0x600, 0x605), (0x6DD, 0x6DD), (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2),
-                   (0xD4E, 0xD4E), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x111C2, 0x111C3),
-                   (0x1193F, 0x1193F), (0x11941, 0x11941), (0x11A3A, 0x11A3A), (0x11A84, 0x11A89),
-                   (0x11D46, 0x11D46), (0x11F02, 0x11F02))
-# Spacing marks (Mc) whose Grapheme_Cluster_Break is Other, not SpacingMark.
-_MC_OTHER = frozenset([0x102B, 0x102C, 0x1038, 0x1062, 0x1063, 0x1064, *range(0x1067, 0x106E), 0x1083,
-                       *range(0x1087, 0x108D), 0x108F, 0x109A, 0x109B, 0x109C, 0x1A61, 0x1A63, 0x1A64,
-                       0xAA7B, 0xAA7D, 0x11720, 0x11721])
-_gcb_cache = {}
-
-
-def _gcb(c):
-    """Grapheme_Cluster_Break of c, folded to what the segmenter below distinguishes."""
-    k = _gcb_cache.get(c)
-    if k is not None:
-        return k
-    cp = ord(c)
-    cat = unicodedata.category(c)
-    if c == "\r":
-        k = _CR
-    elif c == "\n":
-        k = _LF
-    elif any(a <= cp <= b for a, b in _PREPEND_RANGES):
-        k = _PREPEND
-    elif (cat in ("Mn", "Me") or cp in (0x200C, 0x200D, 0x0E33, 0x0EB3) or 0xFF9E <= cp <= 0xFF9F
-          or 0x1F3FB <= cp <= 0x1F3FF or 0xE0020 <= cp <= 0xE007F or (cat == "Mc" and cp not in _MC_OTHER)):
-        k = _JOIN  # Extend, ZWJ or SpacingMark: never a break before it (GB9, GB9a)
-    elif cat in ("Cc", "Zl", "Zp", "Cf", "Cs"):
-        k = _CONTROL
-    else:
-        k = _OTHER
-    _gcb_cache[c] = k
-    return k
-
-
-def _graphemes(text):
-    """Extended grapheme clusters of text (UAX #29 GB3-GB5, GB9-GB9b, GB999)."""
-    if text.isascii() and "\r\n" not in text:
-        return list(text)
-    out, start, prev = [], 0, None
-    for i, c in enumerate(text):
-        k = _gcb(c)
-        if i and not (prev == _CR and k == _LF) and (
-                prev in (_CR, _LF, _CONTROL) or k in (_CR, _LF, _CONTROL) or not (k == _JOIN or prev == _PREPEND)):
-            out.append(text[start:i])
-            start = i
-        prev = k
-    if start < len(text):
-        out.append(text[start:])
-    return out
-
-
-def _is_word_char(c):
-    """Rust regex ``\\w``: Alphabetic, marks, decimal digits, connector punctuation, joiners."""
-    cat = unicodedata.category(c)
-    if cat[0] in "LM" or cat in ("Nd", "Nl", "Pc") or c in "\u200c\u200d":
-        return True
-    cp = ord(c)
-    return 0x24B6 <= cp <= 0x24E9 or 0x1F130 <= cp <= 0x1F149 or 0x1F150 <= cp <= 0x1F169 or 0x1F170 <= cp <= 0x1F189
-
-
-# ---- added tokens -----------------------------------------------------------------------------------
 
 
 class _AddedToken:
@@ -244,47 +67,9 @@ class _AddedToken:
         self.special = bool(special)
         self.normalized = (not self.special) if normalized is None else bool(normalized)
 
-
-class _Matcher:
-    """Leftmost-longest matching of a set of added tokens (tokenizers' AddedVocabulary
-    find_matches on an Aho-Corasick automaton)."""
-
-    def __init__(self, patterns):
-        self.tokens = {}  # pattern -> _AddedToken (first token given wins on a duplicate pattern)
-        for pattern, tok in patterns:
-            if pattern and pattern not in self.tokens:
-                self.tokens[pattern] = tok
-        alternatives = sorted(self.tokens, key=len, reverse=True)
-        self.regex = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
-
-    def split(self, text):
-        """[(chunk, _AddedToken or None)] covering text; chunks next to a token may lose the
-        whitespace its lstrip / rstrip takes."""
-        if self.regex is None or not text:
-            return [(text, None)]
-        out, offset = [], 0
-        for m in self.regex.finditer(text):
-            start, stop = m.span()
-            tok = self.tokens[m.group()]
-            if tok.single_word:
-                if start > 0 and _is_word_char(text[start - 1]):
-                    continue
-                if stop < len(text) and _is_word_char(text[stop]):
-                    continue
-            if tok.lstrip:
-                start = max(_WS_AT_END.search(text, 0, start).start(), offset)
-            if tok.rstrip:
-                stop = _WS_AT_START.match(text, stop).end()
-            if offset < start:
-                out.append((text[offset:start], None))
-            out.append((text[start:stop], tok))
-            offset = stop
-        if offset < len(text):
-            out.append((text[offset:], None))
-        return out
-
-
-# ---- the tokenizer ------------------------------------------------------------------------------------
+    def as_tuple(self):
+        """What ``_C.T5Tokenizer`` takes."""
+        return (self.content, self.id, self.lstrip, self.rstrip, self.single_word, self.normalized, self.special)
 
 
 class T5Tokenizer(SentencePieceTokenizer):
@@ -294,14 +79,18 @@ class T5Tokenizer(SentencePieceTokenizer):
     Ids: the model's pieces 0..n-1, then ``extra_ids`` sentinels with ``<extra_id_0>`` LAST
     (id n + extra_ids - 1 - i), then added tokens (BLIP-2's ``<image>`` = n + extra_ids).
     ``encode`` appends ``</s>``; there is no BOS. ``vocab_size`` counts pieces + sentinels,
-    ``len()`` the added tokens too. Thread safe: the vocabulary is immutable after construction;
-    the word cache is a dict (atomic updates under the GIL).
+    ``len()`` the added tokens too. Thread safe: everything is immutable after construction
+    and the C tokenizer keeps no cache.
     """
 
-    def __init__(self, core, *, extra_ids=T5_DEFAULT_EXTRA_IDS, added_tokens=(), eos_token="</s>",
+    def __init__(self, model, *, core=None, extra_ids=T5_DEFAULT_EXTRA_IDS, added_tokens=(), eos_token="</s>",
                  unk_token="<unk>", pad_token="<pad>", model_max_length=None, clean_up_tokenization_spaces=False,
-                 charsmap=b"", name_or_path=None):
+                 name_or_path=None):
+        """``model``: the bytes of spiece.model; ``core``: the ``_C.SentencePiece`` already made
+        from them, if any."""
         what = name_or_path or "T5Tokenizer"
+        if core is None:
+            core = _C.SentencePiece(model, what)
         if core.model_type != "unigram":
             raise UnsupportedError(f"{what}: T5Tokenizer needs a unigram SentencePiece model, not {core.model_type}")
         extra_ids = int(extra_ids)
@@ -314,19 +103,13 @@ class T5Tokenizer(SentencePieceTokenizer):
         # The tokenizers Unigram vocabulary: every piece (control ones too) + the sentinels.
         pieces = [core.id_to_piece(i) for i in range(n)]
         pieces += [f"<extra_id_{i}>" for i in range(extra_ids - 1, -1, -1)]
-        scores = [core.score(i) for i in range(n)] + [0.0] * extra_ids
-        self._pieces = pieces                                      # (vocab_size,) id -> token
-        self._vocab = {p: (i, s) for i, (p, s) in enumerate(zip(pieces, scores))}  # token -> (id, score)
-        self._max_piece_len = max((len(p) for p in pieces), default=1)
-        self._unk_score = min(scores, default=0.0) - _UNK_PENALTY
-        self._charsmap = _Charsmap(charsmap, what) if charsmap else None
-        self._ascii_keys = self._ascii_key_regex()
-        self._cache = {}
+        self._pieces = pieces                                   # (vocab_size,) id -> token
+        self._piece_ids = {p: i for i, p in enumerate(pieces)}  # token -> id (a later id wins)
 
         def vocab_id(tok, what_tok):
-            if tok not in self._vocab:
+            if tok not in self._piece_ids:
                 raise FormatError(f"{what}: {what_tok} {tok!r} is not a piece of the SentencePiece model")
-            return self._vocab[tok][0]
+            return self._piece_ids[tok]
 
         self.eos_token, self.unk_token, self.pad_token = eos_token, unk_token, pad_token
         self._eos_id = vocab_id(eos_token, "eos_token")
@@ -342,34 +125,24 @@ class T5Tokenizer(SentencePieceTokenizer):
         # files' ones, which override those flags.
         self._added = {}  # id -> _AddedToken
         for tok in (pad_token, eos_token, unk_token) + tuple(pieces[n:]):
-            self._added[self._vocab[tok][0]] = _AddedToken(tok, self._vocab[tok][0], normalized=False, special=True)
+            self._added[self._piece_ids[tok]] = _AddedToken(tok, self._piece_ids[tok], normalized=False, special=True)
         for tok in added_tokens:
             if tok.id < 0:
                 raise FormatError(f"{what}: added token {tok.content!r} has id {tok.id}")
-            known = self._vocab.get(tok.content)
-            if known is not None and known[0] != tok.id:
-                raise FormatError(f"{what}: added token {tok.content!r} has id {tok.id} but is piece {known[0]}")
+            known = self._piece_ids.get(tok.content)
+            if known is not None and known != tok.id:
+                raise FormatError(f"{what}: added token {tok.content!r} has id {tok.id} but is piece {known}")
             self._added[tok.id] = tok
         self._len = max([len(pieces)] + [i + 1 for i in self._added])
-        by_content = {}
-        for tok in sorted(self._added.values(), key=lambda t: (not t.special, t.id)):  # specials first
-            by_content.setdefault(tok.content, tok)
-        tokens = list(by_content.values())
-        self._raw_matcher = _Matcher((t.content, t) for t in tokens if not t.normalized)
-        self._norm_matcher = _Matcher((self._normalize(t.content), t) for t in tokens if t.normalized)
+        # The C tokenizer orders the matching (specials first, then by id) and normalizes the
+        # normalized tokens' contents.
+        self._c = _C.T5Tokenizer(model, [t.as_tuple() for t in self._added.values()], extra_ids=extra_ids,
+                                 eos_id=self._eos_id, unk_id=self._unk_id, name=what)
         # What decoding shows for an added token (tokenizers gives a normalized one's normalized
         # text) and the contents skip_special_tokens drops.
-        self._surface = {i: (self._normalize(t.content) if t.normalized else t.content) for i, t in self._added.items()}
+        self._surface = {i: (self._c.normalize(t.content) if t.normalized else t.content)
+                         for i, t in self._added.items()}
         self._special_contents = frozenset(t.content for t in self._added.values() if t.special)
-
-    def _ascii_key_regex(self):
-        """ASCII characters the charsmap rewrites (plus CR when CR LF is a key), or None."""
-        if self._charsmap is None:
-            return None
-        keys = [chr(c) for c in range(128) if self._charsmap.first(bytes([c])) is not None]
-        if self._charsmap.first(b"\r\n") is not None and "\r" not in keys:
-            keys.append("\r")
-        return re.compile("[" + re.escape("".join(keys)) + "]") if keys else None
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -394,11 +167,12 @@ class T5Tokenizer(SentencePieceTokenizer):
             model_path, directory = path, None
         else:
             raise FileNotFoundError(errno.ENOENT, "No such tokenizer file or directory", path)
-        core = _C.SentencePiece.from_file(model_path)
+        with open(model_path, "rb") as f:
+            model = f.read()
+        core = _C.SentencePiece(model, model_path)
         args = cls._files_args(core, directory) if directory else {}
-        args["charsmap"] = _read_charsmap(model_path)
         args.update(kwargs)
-        return cls(core, name_or_path=path, **args)
+        return cls(model, core=core, name_or_path=path, **args)
 
     @classmethod
     def _files_args(cls, core, directory):
@@ -514,8 +288,7 @@ class T5Tokenizer(SentencePieceTokenizer):
         for i, t in self._added.items():
             if t.content == token:
                 return i
-        hit = self._vocab.get(token)
-        return hit[0] if hit else None
+        return self._piece_ids.get(token)
 
     def id_to_token(self, i):
         """The token decoding shows for id i; ValueError outside the vocabulary."""
@@ -524,110 +297,17 @@ class T5Tokenizer(SentencePieceTokenizer):
 
     # ---- encoding ------------------------------------------------------------------------
 
-    def _normalize(self, text):
-        """tokenizers' Precompiled normalizer (see the module docstring)."""
-        cm = self._charsmap
-        if cm is None or (text.isascii() and (self._ascii_keys is None or not self._ascii_keys.search(text))):
-            return text
-        out = []
-        for g in _graphemes(text):
-            if len(g) > 1:
-                b = g.encode("utf-8", "surrogatepass")
-                if len(b) < 6:
-                    r = cm.first(b)
-                    if r is not None:
-                        out.append(r)
-                        continue
-            for c in g:
-                r = cm.char(c)
-                out.append(c if r is None else r)
-        return "".join(out)
-
-    def _viterbi(self, s):
-        """Ids of one pre-token ('▁...'): tokenizers' Unigram encode_optimized + fuse_unk."""
-        n = len(s)
-        vocab, max_len, unk_score = self._vocab, self._max_piece_len, self._unk_score
-        score = [0.0] * (n + 1)
-        start = [-1] * (n + 1)   # (n + 1,) start of the best last piece ending here; -1: none yet
-        piece = [0] * (n + 1)    # (n + 1,) its id
-        unk = self._unk_id
-        for i in range(n):
-            base = score[i]
-            single = False
-            for j in range(i + 1, min(i + max_len, n) + 1):
-                hit = vocab.get(s[i:j])
-                if hit is None:
-                    continue
-                cand = hit[1] + base
-                if start[j] < 0 or cand > score[j]:
-                    score[j], start[j], piece[j] = cand, i, hit[0]
-                if j == i + 1:
-                    single = True
-            if not single:
-                cand = unk_score + base
-                if start[i + 1] < 0 or cand > score[i + 1]:
-                    score[i + 1], start[i + 1], piece[i + 1] = cand, i, unk
-        out, end, unk_end = [], n, None
-        while end > 0:
-            i = start[end]
-            if piece[end] == unk:
-                if unk_end is None:
-                    unk_end = end
-            else:
-                if unk_end is not None:
-                    out.append(self._fused_unk(s[end:unk_end]))
-                    unk_end = None
-                out.append(piece[end])
-            end = i
-        if unk_end is not None:
-            out.append(self._fused_unk(s[0:unk_end]))
-        out.reverse()
-        return out
-
-    def _fused_unk(self, text):
-        hit = self._vocab.get(text)
-        return hit[0] if hit else self._unk_id
-
-    def _word_ids(self, word):
-        """Ids of one whitespace-free word: Metaspace (prepend '▁', split before each '▁')."""
-        ids = self._cache.get(word)
-        if ids is None:
-            w = word if word.startswith(SPIECE_UNDERLINE) else SPIECE_UNDERLINE + word
-            ids = []
-            for p in _PIECE_START.findall(w):
-                ids += self._viterbi(p)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[word] = ids
-        return ids
-
-    def _chunk_ids(self, chunk, ids):
-        for part, tok in self._norm_matcher.split(self._normalize(chunk)):
-            if tok is not None:
-                ids.append(tok.id)
-                continue
-            for word in _WHITESPACE_RUN.split(part):
-                if word:
-                    ids += self._word_ids(word)
-
     def _raw_ids(self, text):
         if not isinstance(text, str):
             raise TypeError(f"text must be str, not {type(text).__name__}")
-        ids = []
-        for chunk, tok in self._raw_matcher.split(text):
-            if tok is not None:
-                ids.append(tok.id)
-            elif chunk:
-                self._chunk_ids(chunk, ids)
-        return ids
+        return self._c.encode(text, add_eos=False)
 
     def encode(self, text, add_special_tokens=True):
         """HF ``tokenizer(text)["input_ids"]``: ids, then ``</s>`` (unless add_special_tokens
         is False)."""
-        ids = self._raw_ids(text)
-        if add_special_tokens:
-            ids.append(self._eos_id)
-        return ids
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
+        return self._c.encode(text, add_eos=bool(add_special_tokens))
 
     def tokenize(self, text):
         """The tokens of ``encode(text, add_special_tokens=False)``."""
@@ -641,7 +321,7 @@ class T5Tokenizer(SentencePieceTokenizer):
         defaults to ``model_max_length``; ``padding="max_length"`` makes rows that long,
         ``"longest"`` as long as the longest (at most ``context_length`` when one is known). A
         longer row is cut to L - 1 ids + ``</s>``, or raises ValueError if ``truncation`` is
-        False (HF would return a longer row)."""
+        False (HF would return a longer row). Texts are encoded in parallel without the GIL."""
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
@@ -653,25 +333,27 @@ class T5Tokenizer(SentencePieceTokenizer):
             length = None
         elif length < 1:
             raise ValueError(f"context_length must be >= 1, not {length}")
-        rows = []
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be str, not {type(t).__name__}")
-            row = self._raw_ids(t)
-            if length is not None and len(row) + 1 > length:
-                if not truncation:
-                    raise ValueError(f"text {i} has {len(row) + 1} tokens, more than the context length {length} "
+        if length is None:  # "longest" without a bound: rows as long as they come
+            rows = [self._c.encode(t) for t in texts]
+            width = max((len(r) for r in rows), default=0)
+            ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for i, r in enumerate(rows):
+                ids[i, :len(r)], mask[i, :len(r)] = r, 1
+            lengths, length = np.asarray([len(r) for r in rows], dtype=np.int64), width
+        else:
+            ids, mask, lengths = self._c.encode_batch(texts, length, True, self.pad_token_id, True,
+                                                      return_lengths=True)
+            if not truncation:
+                over = np.flatnonzero(lengths > length)
+                if len(over):
+                    i = int(over[0])
+                    raise ValueError(f"text {i} has {int(lengths[i])} tokens, more than the context length {length} "
                                      "(truncation is off)")
-                row = row[:length - 1]
-            rows.append(row + [self._eos_id])
-        width = length if padding == "max_length" else max((len(r) for r in rows), default=0)
-        ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, r in enumerate(rows):
-            ids[i, :len(r)], mask[i, :len(r)] = r, 1
-        if return_tensors is None:
-            ids, mask = ids.tolist(), mask.tolist()
-        return {"input_ids": ids, "attention_mask": mask}
+        return _batch_result(ids, mask, lengths, length, padding, return_tensors)
 
     # ---- decoding ------------------------------------------------------------------------
 

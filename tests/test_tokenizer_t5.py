@@ -299,7 +299,6 @@ def test_threads(toks):
     tok = toks["t5_image"]
     texts = [r["text"] for r in _of("t5_image", "text")]
     want = [r["ids"] for r in _of("t5_image", "text")]
-    tok._cache.clear()
     results, errors = [None] * 4, []
 
     def work(k):
@@ -315,3 +314,133 @@ def test_threads(toks):
         t.join()
     assert not errors
     assert all(results[k] == want[k % 2::2] for k in range(4))
+
+
+# ---- the C tokenizer (mmsuite._C.T5Tokenizer, csrc/tokenizer_t5.h) --------------------------------
+
+
+def _model_bytes(name="t5"):
+    with open(os.path.join(DATA, name, "spiece.model"), "rb") as f:
+        return f.read()
+
+
+def test_c_binding_basics(toks):
+    from mmsuite import _C
+    tok = toks["t5_image"]
+    c = tok._c
+    assert (c.n_pieces, c.vocab_size, c.extra_ids, c.eos_id, c.unk_id, c.has_charsmap) == (N_PIECES, 900, 100, 1, 2,
+                                                                                            True)
+    assert c.normalize("\ufb01\u0301 \uff21") == "fi A"  # shortest charsmap prefix of the cluster, then NFKC
+    text = "<image> Question: ＜/s＞ what is it? Answer:"
+    assert c.encode(text) == tok.encode(text) and c.encode(text, add_eos=False) == tok.encode(text)[:-1]
+    assert c.encode(text.encode("utf-8")) == c.encode(text)  # bytes are taken as UTF-8
+    # Defaults: eos_id -1 is the piece "</s>", no added tokens (so "</s>" is segmented by the model).
+    bare = _C.T5Tokenizer(_model_bytes())
+    assert bare.eos_id == 1 and bare.vocab_size == 900 and bare.encode("a") == [5, 1]
+    assert bare.encode("</s>", add_eos=False) == [3, 1]  # "▁" "</s>": the Viterbi sees control pieces too
+    # A Unicode 15 spacing mark ends a cluster transformers' segmenter builds (Unicode 14 data would
+    # have normalized "e\u0301" as one cluster).
+    assert tok.encode("ze\u0301\u0cf3") == [3, 210, 32, 2, 1]
+
+
+def test_c_binding_batch(toks):
+    tok = toks["t5_flags"]
+    texts = [r["text"] for r in _of("t5_flags", "text")]
+    assert len(texts) >= 32  # the parallel path
+    want = [tok.encode(t) for t in texts]
+    ids, mask, lengths = tok._c.encode_batch(texts, 16, True, 0, True, return_lengths=True)
+    assert ids.shape == mask.shape == (len(texts), 16) and lengths.tolist() == [len(w) for w in want]
+    for row, m, w in zip(ids.tolist(), mask.tolist(), want):
+        n = min(len(w), 16)
+        assert row[:n] == w[:n - 1] + [1] and row[n:] == [0] * (16 - n) and m == [1] * n + [0] * (16 - n)
+    with pytest.raises(ValueError, match="text 0 has"):
+        tok._c.encode_batch(["a b c d e f g"], 4, False)
+    ids, mask = tok._c.encode_batch([], 8)
+    assert ids.shape == (0, 8)
+
+
+def test_c_binding_errors(toks):
+    from mmsuite import _C
+    model = _model_bytes()
+    c = toks["t5"]._c
+    for bad in (b"a\xffb", b"\xe2\x96", b"\xed\xa0\x80"):  # stray byte, truncated, surrogate
+        with pytest.raises(ValueError, match="UTF-8"):
+            c.encode(bad)
+        with pytest.raises(ValueError, match="UTF-8"):
+            c.normalize(bad)
+    with pytest.raises(ValueError, match="text 1"):
+        c.encode_batch(["a", b"\xff"], 8)
+    with pytest.raises(TypeError):
+        c.encode(None)
+    with pytest.raises(TypeError, match="single str"):
+        c.encode_batch("abc", 8)
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        c.encode_batch(["a", 3], 8)
+    with pytest.raises(ValueError, match="context_length"):
+        c.encode_batch(["a"], 0)
+    with pytest.raises(UnicodeEncodeError):
+        c.encode("\ud800")  # a lone surrogate has no UTF-8 (transformers refuses it too)
+    # Construction.
+    with pytest.raises(TypeError):
+        _C.T5Tokenizer("not bytes")
+    with pytest.raises(FormatError):
+        _C.T5Tokenizer(b"\x0a\xff", name="junk.model")
+    with open(os.path.join(DATA, "sp_bpe_small.model"), "rb") as f:
+        with pytest.raises(UnsupportedError, match="unigram"):
+            _C.T5Tokenizer(f.read())
+    with pytest.raises(TypeError, match=r"added_tokens\[0\]"):
+        _C.T5Tokenizer(model, ["<a>"])
+    with pytest.raises(TypeError, match=r"added_tokens\[0\]"):
+        _C.T5Tokenizer(model, [("<a>", 5, 0, 0, 0, 0)])
+    with pytest.raises(TypeError, match=r"added_tokens\[0\]\[1\]"):
+        _C.T5Tokenizer(model, [("<a>", "5", 0, 0, 0, 0, 0)])
+    with pytest.raises(TypeError, match=r"added_tokens\[1\]\[0\]"):
+        _C.T5Tokenizer(model, [("<a>", 5, 0, 0, 0, 0, 0), (b"<b>", 6, 0, 0, 0, 0, 0)])
+    for kwargs, what in (({"added_tokens": [("<a>", -1, 0, 0, 0, 0, 0)]}, "id -1"),
+                         ({"added_tokens": [("<a>", 10**30, 0, 0, 0, 0, 0)]}, "id -1"),
+                         ({"extra_ids": -1}, "extra_ids"), ({"eos_id": 900}, "eos_id"), ({"unk_id": -5}, "unk_id")):
+        with pytest.raises(ValueError, match=what):
+            _C.T5Tokenizer(model, **kwargs)
+    # Without a charsmap the normalizer is the identity.
+    with open(os.path.join(DATA, "sp_unigram_noescape.model"), "rb") as f:
+        plain = _C.T5Tokenizer(f.read(), extra_ids=0)
+    assert not plain.has_charsmap and plain.normalize("\ufb01 \uff21") == "\ufb01 \uff21"
+
+
+def test_c_binding_threads(toks):
+    """One C handle used from several threads at once (encode and encode_batch release the GIL)."""
+    c = toks["t5_flags"]._c
+    texts = [r["text"] for r in _of("t5_flags", "text")]
+    want = [c.encode(t) for t in texts]
+    want_batch = c.encode_batch(texts, 24)[0].tolist()
+    results, errors = [None] * 6, []
+
+    def work(k):
+        try:
+            if k % 2:
+                results[k] = [c.encode(t) for t in texts]
+            else:
+                results[k] = c.encode_batch(texts, 24)[0].tolist()
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(results[k] == (want if k % 2 else want_batch) for k in range(6))
+
+
+def test_gcb_tables_fresh():
+    """csrc/unicode_gcb_tables.h is what tools/make_gcb_tables.py writes (needs unicodedata2 15.0)."""
+    ud = pytest.importorskip("unicodedata2")
+    if ud.unidata_version != "15.0.0":
+        pytest.skip(f"unicodedata2 {ud.unidata_version}")
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "tools", "make_gcb_tables.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

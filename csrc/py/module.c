@@ -13,6 +13,7 @@ __attribute__((weak)) int mms_py_init_tokenizer_hf(PyObject *m) { (void)m; retur
 __attribute__((weak)) int mms_py_init_llm(PyObject *m) { (void)m; return 0; }
 __attribute__((weak)) int mms_py_init_ops_dev(PyObject *m) { (void)m; return 0; }
 __attribute__((weak)) int mms_py_init_blip2(PyObject *m) { (void)m; return 0; }
+__attribute__((weak)) int mms_py_init_tokenizer_t5(PyObject *m) { (void)m; return 0; }
 int mms_py_init_ops(PyObject *m);
 
 static PyObject *g_format_error, *g_config_error, *g_unsupported_error;
@@ -156,7 +157,8 @@ PyMODINIT_FUNC PyInit__C(void) {
     if (!m) return NULL;
     if (mms_py_init_image(m) < 0 || mms_py_init_tokenizer(m) < 0 || mms_py_init_model(m) < 0 ||
         mms_py_init_ops(m) < 0 || mms_py_init_sentencepiece(m) < 0 || mms_py_init_llm(m) < 0 ||
-        mms_py_init_tokenizer_hf(m) < 0 || mms_py_init_ops_dev(m) < 0 || mms_py_init_blip2(m) < 0) {
+        mms_py_init_tokenizer_hf(m) < 0 || mms_py_init_ops_dev(m) < 0 || mms_py_init_blip2(m) < 0 ||
+        mms_py_init_tokenizer_t5(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
