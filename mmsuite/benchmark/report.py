@@ -181,13 +181,19 @@ def _kv_table(d):
     return f"<table>{rows}</table>"
 
 
-def _html(results, title):
+def _html(results, title, summary=None):
     parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
              f"<p class=muted>{datetime.datetime.now().isoformat(timespec='seconds')}</p>"]
     env = next(iter(results.values()), {}).get("environment", {})
-    for task, res in results.items():
-        parts.append(f"<h2>{html.escape(task)}</h2>{result_table_html(res)}")
+    if summary:
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td class=num>{_fmt(v)}</td>"
+                       f"<td class=num>{_fmt(summary[k + '_chance']) if k + '_chance' in summary else ''}</td></tr>"
+                       for k, v in summary.items() if not k.endswith("_chance"))
+        parts.append(f"<h2>Summary</h2><table><tr><th>metric</th><th>value</th><th>chance</th></tr>{rows}</table>")
+    for name, res in results.items():
+        task = res.get("task", name)
+        parts.append(f"<h2>{html.escape(name)}</h2>{result_table_html(res)}")
         for caption, png in _plots(task, res):
             parts.append(f"<figure><img src=\"data:image/png;base64,{png}\" alt=\"{html.escape(caption)}\">"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -212,13 +218,19 @@ def _atomic_write(path, text):
     os.replace(tmp, path)
 
 
-def write_report(out_dir, results, title="mmsuite benchmark"):
-    """Write out_dir/results.json and out_dir/report.html for {task: result}."""
+def write_report(out_dir, results, title="mmsuite benchmark", summary=None, extra=None):
+    """Write out_dir/results.json and out_dir/report.html for {name: result}. summary: an
+    optional flat {metric: value, metric + "_chance": value} table shown first (and stored
+    under "summary"); extra: more top-level JSON entries."""
     if not results:
         raise ValueError("write_report: no results (run a benchmark first)")
     os.makedirs(out_dir, exist_ok=True)
     paths = {"json": os.path.join(out_dir, "results.json"), "html": os.path.join(out_dir, "report.html")}
-    _atomic_write(paths["json"], json.dumps(json_safe({"title": title, "results": results}), indent=1,
-                                            ensure_ascii=False, allow_nan=False))
-    _atomic_write(paths["html"], _html(results, title))
+    doc = {"title": title}
+    if summary:
+        doc["summary"] = summary
+    doc.update(extra or {})
+    doc["results"] = results
+    _atomic_write(paths["json"], json.dumps(json_safe(doc), indent=1, ensure_ascii=False, allow_nan=False))
+    _atomic_write(paths["html"], _html(results, title, summary))
     return paths
