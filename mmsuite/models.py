@@ -178,13 +178,17 @@ class SigLIP(ContrastiveModel):
 def load(path, device="cpu", dtype="float32", **lm_kwargs):
     """Load a checkpoint directory (or cached hub id): CLIP / OpenCLIP / SigLIP -> CLIP / SigLIP;
     LLaVA 1.5 / NeXT -> Llava; BLIP-2 (OPT or Flan-T5) -> Blip2; Llama / Mistral / Qwen2 / OPT ->
-    CausalLM (lm_kwargs: context_length, kv_dtype, tokenizer, mmap)."""
+    CausalLM (lm_kwargs: context_length, kv_dtype, tokenizer, mmap). A .gguf file (or a directory
+    holding exactly one and no config.json) is converted once into $MMSUITE_CACHE/gguf and
+    loaded from there as a CausalLM (mmsuite/gguf_convert.py)."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', not {dtype!r}")
     dtype = _DTYPES[dtype]
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
-    local = resolve_model_path(path)
+    from .gguf_convert import converted_dir, gguf_source
+    gguf = gguf_source(path)
+    local = converted_dir(gguf) if gguf else resolve_model_path(path)
     cfg_path = os.path.join(local, "config.json")
     if os.path.isfile(cfg_path):
         try:
