@@ -72,6 +72,20 @@ static int v5_names(const mms_weights *w) {
            mms_weights_find(w, "model.language_model.model.decoder.embed_tokens.weight") != NULL;
 }
 
+/* Where the vision tower's tensors live: transformers v4 "vision_tower.vision_model.*", v5
+ * "model.vision_tower.vision_model.*", or (transformers 5 saving a tower built as a bare
+ * CLIPVisionTransformer) the same without "vision_model.". */
+static const char *vision_prefix(const mms_weights *w, int v5) {
+    static const char *cands[] = {"vision_tower.vision_model.", "model.vision_tower.vision_model.", "vision_tower.",
+                                  "model.vision_tower."};
+    char name[96];
+    for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
+        snprintf(name, sizeof name, "%sembeddings.patch_embedding.weight", cands[i]);
+        if (mms_weights_find(w, name) != NULL) return cands[i];
+    }
+    return v5 ? cands[1] : cands[0]; /* the loader then names the missing tensor */
+}
+
 mms_status mms_llava_load(const char *dir, mms_dtype dtype, mms_backend *be, mms_llava **out, mms_error *err) {
     return mms_llava_load_ex(dir, dtype, be, 0, out, err);
 }
@@ -113,7 +127,7 @@ mms_status mms_llava_load_ex(const char *dir, mms_dtype dtype, mms_backend *be, 
     TRY(mms_weights_open_ex(dir, NULL, weight_flags, &w, err));
     const int v5 = v5_names(w);
     {
-        const char *ren[] = {"vision_model.", v5 ? "model.vision_tower.vision_model." : "vision_tower.vision_model."};
+        const char *ren[] = {"vision_model.", vision_prefix(w, v5)};
         TRY(mms_weights_set_renames(w, ren, 1, err));
         TRY(mms_clip_load_vision(w, &j, vc, "vision_config", c->vision_layers_run, dtype, be, &m->vision, err));
     }
