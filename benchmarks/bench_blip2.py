@@ -269,7 +269,9 @@ class MMBlip2:
     def __init__(self, path):
         import mmsuite
         t = time.perf_counter()
-        self.m = mmsuite.load(path, dtype="bfloat16")
+        # image_cache=0: Blip2 caches image features by pixel hash, and the benchmark captions the
+        # same image in every repeat; with the cache on, repeats would skip the vision tower.
+        self.m = mmsuite.load(path, dtype="bfloat16", image_cache=0)
         self.load_s = time.perf_counter() - t
         self.kind = type(self.m).__name__
 
