@@ -3,6 +3,7 @@
     python -m mmsuite classify IMAGES... --labels "a cat,a dog" [--model PATH_OR_HUB_ID] [--json OUT]
     python -m mmsuite embed IMAGES... [--texts "a,b"] [--model ...] --out embeddings.npz
     python -m mmsuite bench retrieval|classification|captioning|vqa --data PATH --model PATH [--out DIR]
+    python -m mmsuite demo [--out DIR] [--clip PATH] [--captioner PATH] [--vlm PATH]
 
 IMAGES may be files or folders (every .png/.jpg/.jpeg below them). Without --model a random-weight
 demo checkpoint is used (clearly labelled: its predictions are meaningless)."""
@@ -75,6 +76,10 @@ def cmd_embed(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "demo":
+        from .demo import main as demo_main
+        return demo_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m mmsuite")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("classify", "embed"):
@@ -92,6 +97,7 @@ def main(argv=None):
             p.add_argument("--out", default="embeddings.npz")
     from .benchmark import cli as bench_cli
     bench_cli.add_parser(sub)
+    sub.add_parser("demo", help="run the bundled models on the held-out synthetic set (python -m mmsuite demo -h)")
     args = ap.parse_args(argv)
     if args.cmd == "bench":
         from .errors import MMSError

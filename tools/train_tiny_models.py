@@ -1,11 +1,11 @@
 """Train the small models mmsuite ships as its embedded default, honestly, on the synthetic
 shapes world (mmsuite/synth.py, "train" split), with PyTorch + transformers (dev-only tools):
 
-  tiny-shapes-clip    CLIPModel       (ViT 64px/patch 16 + text transformer, contrastive)
+  tiny-shapes-clip    CLIPModel       (ViT 64px/patch 8 + text transformer, contrastive)
   tiny-shapes-blip2   Blip2ForConditionalGeneration (ViT + Q-Former + OPT; captions and
                       "Question: ... Answer:" answers)
-  tiny-shapes-llava   LlavaForConditionalGeneration (the trained CLIP's vision tower, frozen,
-                      + MLP projector + Llama; LLaVA-1.5 chat format)
+  tiny-shapes-llava   LlavaForConditionalGeneration (vision tower initialized from the trained
+                      CLIP and fine-tuned, MLP projector, Llama; LLaVA-1.5 chat format)
 
 Each is saved as an ordinary HF directory (config.json + model.safetensors + tokenizer files
 + preprocessor_config.json) that mmsuite loads like any checkpoint; the tokenizers are trained
@@ -227,9 +227,13 @@ def preprocessor(mean, std):
             "do_convert_rgb": True, "image_mean": mean, "image_std": std}
 
 
-CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+LR = {"clip": 1e-3, "blip2": 1e-3, "llava": 1e-3}
+# Normalization = the world's pixel statistics (train split): with CLIP's ImageNet-like values
+# the bright backgrounds sit ~1.5 sigma off zero and a ViT trained from scratch barely moves.
+WORLD_MEAN, WORLD_STD = [0.8566, 0.8507, 0.8461], [0.1048, 0.1121, 0.1305]
+POS_INIT_SCALE = 25.0  # position embeddings start at std 0.5 (HF: 0.02) so attention can use them early
 VISION = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
-              image_size=synth.SIZE, patch_size=16)
+              image_size=synth.SIZE, patch_size=8)
 
 
 # ---- the three models ----------------------------------------------------------------------------
@@ -240,7 +244,7 @@ def train_clip(out, imgs, recs, steps, batch):
     vocab_size = write_clip_tokenizer(out, [s.caption for s in recs[:5000]] + world_text() +
                                       ["a photo of", "an image of", "a picture of"])
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
-        json.dump(preprocessor(CLIP_MEAN, CLIP_STD), f, indent=1)
+        json.dump(preprocessor(WORLD_MEAN, WORLD_STD), f, indent=1)
     tok = mmsuite.load_tokenizer(out)
     eos = vocab_size - 1
     cfg = CLIPConfig(text_config=dict(vocab_size=vocab_size, hidden_size=128, intermediate_size=384,
@@ -249,6 +253,8 @@ def train_clip(out, imgs, recs, steps, batch):
                      vision_config=VISION, projection_dim=128)
     torch.manual_seed(0)
     model = CLIPModel(cfg)
+    with torch.no_grad():
+        model.vision_model.embeddings.position_embedding.weight.mul_(POS_INIT_SCALE)
     from mmsuite.image_processor import ImageProcessor
     px = pixel_values(imgs, ImageProcessor.from_pretrained(out))
     rng = np.random.default_rng(0)
@@ -261,7 +267,7 @@ def train_clip(out, imgs, recs, steps, batch):
         ids, mask = np.asarray(enc["input_ids"], np.int64), np.asarray(enc["attention_mask"], np.int64)
         return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
                 "pixel_values": px[idx], "return_loss": True}
-    loss = train(model, list(model.parameters()), batches, steps, 1e-3, "clip")
+    loss = train(model, list(model.parameters()), batches, steps, LR["clip"], "clip")
     save(model, out, {})
     return {"final_loss": loss, "steps": steps, "batch": batch}
 
@@ -269,10 +275,10 @@ def train_clip(out, imgs, recs, steps, batch):
 def train_blip2(out, imgs, recs, steps, batch):
     from transformers import Blip2Config, Blip2ForConditionalGeneration, OPTConfig
     from mmsuite.image_processor import ImageProcessor
-    tok = write_lm_tokenizer(out, lm_corpus(recs), "opt", 320)
+    tok = write_lm_tokenizer(out, lm_corpus(recs), "opt", 640)
     V, img_id, Q = tok.get_vocab_size(), tok.token_to_id("<image>"), 8
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
-        json.dump(dict(preprocessor(CLIP_MEAN, CLIP_STD), image_processor_type="BlipImageProcessor",
+        json.dump(dict(preprocessor(WORLD_MEAN, WORLD_STD), image_processor_type="BlipImageProcessor",
                        size={"height": synth.SIZE, "width": synth.SIZE}, do_center_crop=False), f, indent=1)
     text = OPTConfig(vocab_size=V, hidden_size=128, ffn_dim=512, num_hidden_layers=3, num_attention_heads=4,
                      max_position_embeddings=128, word_embed_proj_dim=128, bos_token_id=2, eos_token_id=2,
@@ -284,6 +290,8 @@ def train_blip2(out, imgs, recs, steps, batch):
                       text_config=text.to_dict())
     torch.manual_seed(1)
     model = Blip2ForConditionalGeneration(cfg)
+    with torch.no_grad():
+        model.vision_model.embeddings.position_embedding.mul_(POS_INIT_SCALE)
     px = pixel_values(imgs, ImageProcessor.from_pretrained(out))
     rng = np.random.default_rng(1)
     bos = 2
@@ -302,7 +310,7 @@ def train_blip2(out, imgs, recs, steps, batch):
     def batches(step):
         idx = rng.choice(len(recs), batch, replace=False)
         return collate([example(recs[i]) for i in idx], 1, px[idx])
-    loss = train(model, list(model.parameters()), batches, steps, 1e-3, "blip2")
+    loss = train(model, list(model.parameters()), batches, steps, LR["blip2"], "blip2")
     save(model, out, {"generation_config.json": {"bos_token_id": 2, "eos_token_id": 2, "pad_token_id": 1,
                                                   "max_new_tokens": 20}})
     return {"final_loss": loss, "steps": steps, "batch": batch}
@@ -312,10 +320,10 @@ def train_llava(out, clip_dir, imgs, recs, steps, batch):
     from transformers import CLIPModel, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
     from mmsuite.chat import LLAVA15_CHAT_TEMPLATE
     from mmsuite.image_processor import ImageProcessor
-    tok = write_lm_tokenizer(out, lm_corpus(recs), "llama", 320, chat_template=LLAVA15_CHAT_TEMPLATE)
+    tok = write_lm_tokenizer(out, lm_corpus(recs), "llama", 640, chat_template=LLAVA15_CHAT_TEMPLATE)
     V, img_id = tok.get_vocab_size(), tok.token_to_id("<image>")
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
-        json.dump(preprocessor(CLIP_MEAN, CLIP_STD), f, indent=1)
+        json.dump(preprocessor(WORLD_MEAN, WORLD_STD), f, indent=1)
     clip = CLIPModel.from_pretrained(clip_dir)
     text = LlamaConfig(vocab_size=V, hidden_size=128, intermediate_size=384, num_hidden_layers=3,
                        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
@@ -328,8 +336,8 @@ def train_llava(out, clip_dir, imgs, recs, steps, batch):
     tower = model.model.vision_tower
     tower.load_state_dict(clip.vision_model.state_dict() if not hasattr(tower, "vision_model")
                           else {"vision_model." + k: v for k, v in clip.vision_model.state_dict().items()}, strict=False)
-    for p in tower.parameters():
-        p.requires_grad_(False)
+    # The tower is fine-tuned, not frozen: the contrastive CLIP did not learn the shapes' position
+    # (its batches never needed it), the answers do.
     n_patch = (synth.SIZE // VISION["patch_size"]) ** 2
     px = pixel_values(imgs, ImageProcessor.from_pretrained(out))
     rng = np.random.default_rng(2)
@@ -350,10 +358,10 @@ def train_llava(out, clip_dir, imgs, recs, steps, batch):
         idx = rng.choice(len(recs), batch, replace=False)
         return collate([example(recs[i]) for i in idx], 3, px[idx])
     params = [p for p in model.parameters() if p.requires_grad]
-    loss = train(model, params, batches, steps, 1e-3, "llava")
+    loss = train(model, params, batches, steps, LR["llava"], "llava")
     save(model, out, {"generation_config.json": {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3,
                                                   "max_new_tokens": 20}})
-    return {"final_loss": loss, "steps": steps, "batch": batch, "vision_tower": "tiny-shapes-clip (frozen)"}
+    return {"final_loss": loss, "steps": steps, "batch": batch, "vision_tower": "initialized from tiny-shapes-clip, fine-tuned with the rest"}
 
 
 def write_references(weights, out):
@@ -411,8 +419,13 @@ def main():
     ap.add_argument("--references", default=os.path.join(HERE, "..", "tests", "data", "bundled"),
                     help="where transformers' reference outputs of the saved models go")
     ap.add_argument("--references-only", action="store_true")
+    ap.add_argument("--lr", type=float, help="learning rate of the models trained in this run")
+    ap.add_argument("--patch", type=int, default=VISION["patch_size"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.lr:
+        LR.update({k: args.lr for k in LR})
+    VISION["patch_size"] = args.patch
     if args.references_only:
         return write_references(args.out, args.references)
     log(f"torch {torch.__version__}, {args.threads} threads; generating {args.train_size} train samples")
