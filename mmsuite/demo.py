@@ -85,9 +85,9 @@ def _real_lm(say, gguf):
 
 
 def _print_table(rows):
-    print(f"  {'metric':<36} {'value':>9} {'chance':>9}")
+    print(f"  {'metric':<44} {'value':>9} {'chance':>9}")
     for k, v, c in rows:
-        print(f"  {k:<36} {v:9.4f} {c:9.4f}")
+        print(f"  {k:<44} {v:9.4f} {c:9.4f}")
 
 
 def run_demo(out_dir="mmsuite-demo", clip=None, captioner=None, vlm=None, n_images=300, n_caption=100,
