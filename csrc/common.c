@@ -114,3 +114,15 @@ int mms_get_num_threads(void) {
     return 1;
 #endif
 }
+
+int mms_grow(void **p, size_t *cap, size_t n, size_t sz) {
+    if (n <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < n) c += c / 2;
+    if (c > SIZE_MAX / sz) return -1;
+    void *q = mms_realloc(*p, c * sz);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}

@@ -52,6 +52,11 @@ mms_status mms_error_prefix(mms_error *err, const char *fmt, ...)
 void *mms_malloc(size_t n);
 void *mms_calloc(size_t count, size_t size);
 void *mms_realloc(void *p, size_t n); /* alignment kept; contents up to min size kept */
+/* Make *p (an mms_malloc'd array, *cap elements) hold at least n elements of size sz, growing by
+ * 1.5x from 64; contents kept. 0, or -1 with *p untouched when out of memory. */
+int mms_grow(void **p, size_t *cap, size_t n, size_t sz);
+/* mms_grow on a struct's array field and its capacity field. */
+#define MMS_GROW(s, field, capf, n) mms_grow((void **)&(s)->field, &(s)->capf, (n), sizeof *(s)->field)
 void mms_free(void *p);
 char *mms_strdup(const char *s);
 /* Usable size of a block from mms_malloc (the size asked for). */

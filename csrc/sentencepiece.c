@@ -79,30 +79,16 @@ static void work_free(sp_work *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* Make *p hold at least n elements of size sz (contents kept); 0 or -1 (no memory). */
-static int grow(void **p, size_t *cap, size_t n, size_t sz) {
-    if (n <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < n) c += c / 2;
-    if (c > SIZE_MAX / sz) return -1;
-    void *q = mms_realloc(*p, c * sz);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
-#define GROW(w, field, capf, n) grow((void **)&(w)->field, &(w)->capf, (n), sizeof *(w)->field)
 
 static int norm_put(sp_work *w, const char *s, size_t n) {
-    if (GROW(w, norm, norm_cap, w->norm_len + n + 1)) return -1;
+    if (MMS_GROW(w, norm, norm_cap, w->norm_len + n + 1)) return -1;
     memcpy(w->norm + w->norm_len, s, n);
     w->norm_len += n;
     return 0;
 }
 
 static int seg_put(sp_work *w, int32_t id, int32_t start, int32_t len) {
-    if (GROW(w, seg, seg_cap, w->n_seg + 1)) return -1;
+    if (MMS_GROW(w, seg, seg_cap, w->n_seg + 1)) return -1;
     w->seg[w->n_seg++] = (sp_seg){id, start, len};
     return 0;
 }
@@ -190,7 +176,7 @@ static mms_status normalize(const mms_sp_tokenizer *t, const sp_normalizer *nz, 
     size_t rl, used;
     mms_status st;
     w->norm_len = 0;
-    if (GROW(w, norm, norm_cap, 3 * n + 8)) goto nomem;
+    if (MMS_GROW(w, norm, norm_cap, 3 * n + 8)) goto nomem;
     w->norm[0] = '\0';
     if (n == 0) return MMS_OK;
     if (nz->remove_extra_whitespaces) { /* leading spaces, as normalized */
@@ -211,7 +197,7 @@ static mms_status normalize(const mms_sp_tokenizer *t, const sp_normalizer *nz, 
             rl--;
         }
         if (rl) {
-            if (GROW(w, norm, norm_cap, w->norm_len + 3 * rl + 8)) goto nomem;
+            if (MMS_GROW(w, norm, norm_cap, w->norm_len + 3 * rl + 8)) goto nomem;
             for (size_t i = 0; i < rl; i++) {
                 if (nz->escape_whitespaces && r[i] == ' ') {
                     memcpy(w->norm + w->norm_len, SPACE_SYMBOL, 3);
@@ -234,7 +220,7 @@ static mms_status normalize(const mms_sp_tokenizer *t, const sp_normalizer *nz, 
     if (nz->treat_whitespace_as_suffix && nz->add_dummy_prefix && put_ws(w, nz)) goto nomem;
     if (w->norm_len > INT32_MAX / 2)
         return mms_error_set(err, MMS_ERR_VALUE, "text too long (%zu bytes after normalization)", w->norm_len);
-    if (GROW(w, norm, norm_cap, w->norm_len + 1)) goto nomem;
+    if (MMS_GROW(w, norm, norm_cap, w->norm_len + 1)) goto nomem;
     w->norm[w->norm_len] = '\0';
     return MMS_OK;
 nomem:
@@ -253,7 +239,7 @@ static mms_status unigram_encode(const mms_sp_tokenizer *t, sp_work *w) {
     size_t n = w->norm_len;
     w->n_seg = 0;
     if (n == 0) return MMS_OK;
-    if (GROW(w, best, best_cap, n + 1)) return MMS_ERR_NOMEM;
+    if (MMS_GROW(w, best, best_cap, n + 1)) return MMS_ERR_NOMEM;
     sp_best *best = w->best;
     for (size_t i = 0; i <= n; i++) best[i] = (sp_best){0.0f, -1, -1};
     const float unk_score = t->min_score - UNK_PENALTY;
@@ -288,7 +274,7 @@ static mms_status unigram_encode(const mms_sp_tokenizer *t, sp_work *w) {
     }
     size_t count = 0;
     for (int32_t end = (int32_t)n; end > 0; end = best[end].start) count++;
-    if (GROW(w, seg, seg_cap, count)) return MMS_ERR_NOMEM;
+    if (MMS_GROW(w, seg, seg_cap, count)) return MMS_ERR_NOMEM;
     w->n_seg = count;
     for (int32_t end = (int32_t)n; end > 0; end = best[end].start)
         w->seg[--count] = (sp_seg){best[end].id, best[end].start, end - best[end].start};
@@ -303,7 +289,7 @@ static inline int pair_less(const sp_pair *a, const sp_pair *b) {
 }
 
 static int heap_push(sp_work *w, sp_pair p) {
-    if (GROW(w, heap, heap_cap, w->n_heap + 1)) return -1;
+    if (MMS_GROW(w, heap, heap_cap, w->n_heap + 1)) return -1;
     size_t i = w->n_heap++;
     while (i > 0 && pair_less(&w->heap[(i - 1) / 2], &p)) {
         w->heap[i] = w->heap[(i - 1) / 2];
@@ -341,7 +327,7 @@ static int bpe_maybe_add(const mms_sp_tokenizer *t, sp_work *w, int32_t l, int32
     if (id < 0) return 0;
     if (heap_push(w, (sp_pair){t->score[id], l, r, a->len + b->len, node})) return -1;
     if (t->type[id] == MMS_SP_PIECE_TYPE_UNUSED) {
-        if (GROW(w, rev, rev_cap, w->n_rev + 1)) return -1;
+        if (MMS_GROW(w, rev, rev_cap, w->n_rev + 1)) return -1;
         w->rev[w->n_rev++] = (sp_rev){node, a->len};
     }
     return 0;
@@ -357,7 +343,7 @@ static int32_t piece_id_at(const mms_sp_tokenizer *t, const sp_work *w, int32_t 
  * last formed from, recursively (an explicit stack: pieces can be long). */
 static int bpe_resegment(const mms_sp_tokenizer *t, sp_work *w, int32_t start, int32_t len) {
     size_t top = 0;
-    if (GROW(w, stack, stack_cap, 2)) return -1;
+    if (MMS_GROW(w, stack, stack_cap, 2)) return -1;
     w->stack[top++] = start;
     w->stack[top++] = len;
     while (top) {
@@ -377,7 +363,7 @@ static int bpe_resegment(const mms_sp_tokenizer *t, sp_work *w, int32_t start, i
             if (seg_put(w, id, s, l)) return -1;
             continue;
         }
-        if (GROW(w, stack, stack_cap, top + 4)) return -1;
+        if (MMS_GROW(w, stack, stack_cap, top + 4)) return -1;
         w->stack[top++] = s + split; /* right half after the left one */
         w->stack[top++] = l - split;
         w->stack[top++] = s;
@@ -394,7 +380,7 @@ static mms_status bpe_encode(const mms_sp_tokenizer *t, sp_work *w) {
     size_t n = w->norm_len;
     w->n_seg = w->n_heap = w->n_rev = 0;
     if (n == 0) return MMS_OK;
-    if (GROW(w, sym, sym_cap, n)) return MMS_ERR_NOMEM;
+    if (MMS_GROW(w, sym, sym_cap, n)) return MMS_ERR_NOMEM;
     int32_t count = 0;
     for (size_t pos = 0; pos < n;) {
         size_t len = t->has_user_defined ? user_defined_prefix(t, s + pos, n - pos) : 0;

@@ -4,6 +4,7 @@
  * piece, the post-processor's ids around them. Loading is tokenizer_hf_load.c's job,
  * decoding tokenizer_hf_decode.c's. */
 #include "tokenizer_hf_internal.h"
+#include "unicode_norm.h"
 
 /* ==== properties =============================================================================== */
 
@@ -154,19 +155,6 @@ static int is_space(const char *s, size_t n, size_t *l) {
     return cls == MMS_UCLASS_SPACE;
 }
 
-/* Does s[0..n) end with a word character? */
-static int ends_with_word(const char *s, size_t n) {
-    if (n == 0) return 0;
-    size_t i = n - 1;
-    while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80) i--;
-    uint32_t cp;
-    return mms_utf8_next((const uint8_t *)s + i, n - i, &cp) && mms_unicode_is_word(cp);
-}
-
-static int starts_with_word(const char *s, size_t n) {
-    uint32_t cp;
-    return n && mms_utf8_next((const uint8_t *)s, n, &cp) && mms_unicode_is_word(cp);
-}
 
 /* ==== added tokens ====================================================================================== */
 
@@ -197,7 +185,7 @@ static int split_added(const mms_hf_tokenizer *t, const hf_matcher *m, int skip_
         i = stop;
         if (skip_special && a->special) continue;
         if (a->single_word &&
-            ((start > 0 && ends_with_word(s, start)) || (stop < n && starts_with_word(s + stop, n - stop))))
+            ((start > 0 && mms_utf8_ends_with_word(s, start)) || (stop < n && mms_utf8_starts_with_word(s + stop, n - stop))))
             continue;
         if (a->lstrip) {
             size_t j = start, l;

@@ -50,23 +50,9 @@ static void work_free(t5_work *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* Make *p hold at least n elements of size sz (contents kept); 0 or -1 (no memory). */
-static int grow(void **p, size_t *cap, size_t n, size_t sz) {
-    if (n <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < n) c += c / 2;
-    if (c > SIZE_MAX / sz) return -1;
-    void *q = mms_realloc(*p, c * sz);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
-#define GROW(w, field, capf, n) grow((void **)&(w)->field, &(w)->capf, (n), sizeof *(w)->field)
 
 static int ids_push(t5_work *w, int64_t id) {
-    if (GROW(w, ids, ids_cap, w->n_ids + 1)) return -1;
+    if (MMS_GROW(w, ids, ids_cap, w->n_ids + 1)) return -1;
     w->ids[w->n_ids++] = id;
     return 0;
 }
@@ -85,19 +71,6 @@ static int is_space(const char *s, size_t n, size_t *l) {
     return mms_unicode_class(cp) == MMS_UCLASS_SPACE;
 }
 
-/* Does s[0..n) end with a word character (Rust regex \w)? */
-static int ends_with_word(const char *s, size_t n) {
-    if (n == 0) return 0;
-    size_t i = n - 1;
-    while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80) i--;
-    uint32_t cp;
-    return mms_utf8_next((const uint8_t *)s + i, n - i, &cp) && mms_unicode_is_word(cp);
-}
-
-static int starts_with_word(const char *s, size_t n) {
-    uint32_t cp;
-    return n && mms_utf8_next((const uint8_t *)s, n, &cp) && mms_unicode_is_word(cp);
-}
 
 /* Offset of the first '▁' in s[from..n), or n. */
 static size_t find_space_symbol(const char *s, size_t n, size_t from) {
@@ -121,7 +94,7 @@ static int64_t vocab_find(const mms_t5_tokenizer *t, const uint8_t *s, size_t n)
  * candidate (earlier start, then shorter string); scores are summed in double. A run of unk
  * edges becomes the id of the string it spans, or unk_id. The ids are appended to w->ids. */
 static int viterbi(const mms_t5_tokenizer *t, t5_work *w, const uint8_t *s, size_t n) {
-    if (GROW(w, lat, lat_cap, n + 1) || GROW(w, rev, rev_cap, n + 1)) return -1;
+    if (MMS_GROW(w, lat, lat_cap, n + 1) || MMS_GROW(w, rev, rev_cap, n + 1)) return -1;
     t5_node *lat = w->lat; /* (n + 1,) */
     lat[0] = (t5_node){0.0, -1, -1};
     for (size_t i = 1; i <= n; i++) lat[i].start = -1;
@@ -168,7 +141,7 @@ static int viterbi(const mms_t5_tokenizer *t, t5_work *w, const uint8_t *s, size
         int64_t id = vocab_find(t, s, (size_t)unk_end);
         w->rev[nr++] = id >= 0 ? id : t->unk_id;
     }
-    if (GROW(w, ids, ids_cap, w->n_ids + nr)) return -1;
+    if (MMS_GROW(w, ids, ids_cap, w->n_ids + nr)) return -1;
     while (nr) w->ids[w->n_ids++] = w->rev[--nr];
     return 0;
 }
@@ -236,7 +209,7 @@ static mms_status split_added(const mms_t5_tokenizer *t, t5_work *w, const t5_ma
         size_t start = i, stop = i + a->match_len, l;
         i = stop;
         if (a->single_word &&
-            ((start > 0 && ends_with_word(s, start)) || (stop < n && starts_with_word(s + stop, n - stop))))
+            ((start > 0 && mms_utf8_ends_with_word(s, start)) || (stop < n && mms_utf8_starts_with_word(s + stop, n - stop))))
             continue;
         if (a->lstrip) {
             size_t j = start;

@@ -258,3 +258,16 @@ int mms_unicode_lower_append(mms_buf *out, const char *s, size_t n) {
     }
     return 0;
 }
+
+int mms_utf8_ends_with_word(const char *s, size_t n) {
+    if (n == 0) return 0;
+    size_t i = n - 1;
+    while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80) i--;
+    uint32_t cp;
+    return mms_utf8_next((const uint8_t *)s + i, n - i, &cp) && mms_unicode_is_word(cp);
+}
+
+int mms_utf8_starts_with_word(const char *s, size_t n) {
+    uint32_t cp;
+    return n && mms_utf8_next((const uint8_t *)s, n, &cp) && mms_unicode_is_word(cp);
+}

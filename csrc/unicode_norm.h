@@ -37,5 +37,9 @@ int mms_unicode_lower_append(mms_buf *out, const char *s, size_t n);
 /* Is cp a word character as Rust regex's \w sees it (letters, marks, Nd, Nl, Pc, Join_Control,
  * alphabetic symbols)? HF's single_word boundary test. */
 int mms_unicode_is_word(uint32_t cp);
+/* Does the UTF-8 text s[0..n) end / start with a word character (mms_unicode_is_word)? 0 if empty
+ * or not valid UTF-8 there. */
+int mms_utf8_ends_with_word(const char *s, size_t n);
+int mms_utf8_starts_with_word(const char *s, size_t n);
 
 #endif
