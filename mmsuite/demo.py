@@ -42,7 +42,7 @@ def _vqa_chance(questions):
     return 100.0 * float(np.mean(p))
 
 
-def _caption_chance(bench, items, res):
+def _caption_chance(res):
     """Caption metrics of a shuffled pairing (each image scored with another image's predicted
     caption): what the metrics give a captioner that ignores the image."""
     from .metrics import coco_caption_scores
@@ -149,7 +149,7 @@ def run_demo(out_dir="mmsuite-demo", clip=None, captioner=None, vlm=None, n_imag
     res["vqa"] = bench.run_vqa_benchmark(ListDataset(vqa_items, name="heldout-qa"), model="llava", max_new_tokens=6)
     res["vqa_blip2"] = bench.run_vqa_benchmark(ListDataset(vqa_items, name="heldout-qa"), model="blip2",
                                                max_new_tokens=6)
-    cap_chance = _caption_chance(bench, images[:n_caption], res["captioning"])
+    cap_chance = _caption_chance(res["captioning"])
     summary = {}
     for k in (1, 5, 10):
         for d in ("image", "text"):

@@ -76,7 +76,8 @@ class MultimodalBenchmark:
         self.cache.close()
 
     # ---- shared pieces -----------------------------------------------------------------------
-    def _finish(self, task, ds, model_name, model, settings, meter, metrics, items, hits0, misses0, chance=None):
+    def _finish(self, task, ds, model_name, model, ident, settings, meter, metrics, items, hits0, misses0,
+                chance=None):
         perf = meter.summary()
         perf["cache_hits"] = self.cache.hits - hits0
         perf["cache_misses"] = self.cache.misses - misses0
@@ -86,8 +87,7 @@ class MultimodalBenchmark:
                 perf["model_memory_bytes"] = mem()
             except Exception:  # noqa: BLE001 - informational only
                 pass
-        ident = model_identity(model)
-        ident["name"] = model_name
+        ident = dict(ident, name=model_name)
         res = BenchmarkResult(task=task, metrics=metrics, chance=chance or {}, dataset=ds.describe(), model=ident,
                               settings=settings, performance=perf, items=items, environment=environment())
         self.results[task] = res
@@ -147,7 +147,8 @@ class MultimodalBenchmark:
         ``text_retrieval_recall@k``, each with its chance level."""
         ds = _as_dataset(dataset, images)
         m = self._contrastive(model)
-        mid = model_identity(m)["id"]
+        ident = model_identity(m)
+        mid = ident["id"]
         h0, m0 = self.cache.hits, self.cache.misses
         bar = progress_bar(len(ds), f"retrieval [{model}]", self.progress)
         with Meter() as meter:
@@ -182,7 +183,7 @@ class MultimodalBenchmark:
                 "text_retrieval_rank": ranks["image_to_text"]["rank_pessimistic"][i]} for i, it in enumerate(items)]
         settings = {"k_values": ks, "batch_size": batch_size, "n_images": n_img, "n_texts": n_txt,
                     "dropped_k_values": [k for k in k_values if int(k) not in ks]}
-        return self._finish("retrieval", ds, model, m, settings, meter, metrics, per, h0, m0, chance)
+        return self._finish("retrieval", ds, model, m, ident, settings, meter, metrics, per, h0, m0, chance)
 
     def run_classification_benchmark(self, dataset, labels=None, templates=None, model="clip", batch_size=32,
                                      images=None):
@@ -195,7 +196,8 @@ class MultimodalBenchmark:
         if not classes:
             raise ValueError(f"classification: dataset {ds.name} has no classes; pass labels=[...]")
         m = self._contrastive(model)
-        mid = model_identity(m)["id"]
+        ident = model_identity(m)
+        mid = ident["id"]
         h0, m0 = self.cache.hits, self.cache.misses
         bar = progress_bar(len(ds), f"classification [{model}]", self.progress)
         with Meter() as meter:
@@ -217,7 +219,7 @@ class MultimodalBenchmark:
         per = [{"id": it["id"], "image": _img_name(it), "label": classes[it["target"]],
                 "prediction": classes[p], "correct": bool(p == it["target"])} for it, p in zip(items, r["pred_top1"])]
         settings = {"classes": classes, "templates": list(templates) if templates else "default", "batch_size": batch_size}
-        return self._finish("classification", ds, model, m, settings, meter, metrics, per, h0, m0, chance)
+        return self._finish("classification", ds, model, m, ident, settings, meter, metrics, per, h0, m0, chance)
 
     def run_captioning_benchmark(self, dataset, model=None, prompt=None, max_new_tokens=30, num_beams=1,
                                  batch_size=8, images=None, **gen):
@@ -234,7 +236,8 @@ class MultimodalBenchmark:
             q = prompt or CAPTION_PROMPT_VLM
             settings["prompt"] = q
             compute = lambda items, imgs: m.ask_many(imgs, [q] * len(imgs), **g)  # noqa: E731
-        mid = model_identity(m)["id"]
+        ident = model_identity(m)
+        mid = ident["id"]
         h0, m0 = self.cache.hits, self.cache.misses
         bar = progress_bar(len(ds), f"captioning [{name}]", self.progress)
         with Meter() as meter:
@@ -258,7 +261,7 @@ class MultimodalBenchmark:
             n_ref = max(len(r) for r in refs.values())
             streams = [[refs[i][j] if j < len(refs[i]) else None for i in refs] for j in range(n_ref)]
             metrics["sacreBLEU"] = M.sacrebleu_corpus_bleu([cands[i] for i in refs], streams)["score"]
-        return self._finish("captioning", ds, name, m, settings, meter, metrics, per, h0, m0)
+        return self._finish("captioning", ds, name, m, ident, settings, meter, metrics, per, h0, m0)
 
     def run_vqa_benchmark(self, dataset, model=None, max_new_tokens=10, num_beams=1, batch_size=8, images=None,
                           **gen):
@@ -269,7 +272,8 @@ class MultimodalBenchmark:
         name, m = self._generator(model, ("blip2", "llava", "vlm", "vqa"))
         g = self._gen_settings(max_new_tokens, num_beams, gen)
         settings = dict(g, batch_size=batch_size)
-        mid = model_identity(m)["id"]
+        ident = model_identity(m)
+        mid = ident["id"]
         h0, m0 = self.cache.hits, self.cache.misses
         bar = progress_bar(len(ds), f"vqa [{name}]", self.progress)
         items_q = (it for it in ds.stream(lambda: bar.update(1)) if isinstance(it.get("question"), str))
@@ -295,7 +299,7 @@ class MultimodalBenchmark:
             for row in per:
                 if row["question_id"] in acc:
                     row["accuracy"] = acc[row["question_id"]]
-        return self._finish("vqa", ds, name, m, settings, meter, metrics, per, h0, m0)
+        return self._finish("vqa", ds, name, m, ident, settings, meter, metrics, per, h0, m0)
 
     def run_full_benchmark(self, dataset=None, *, retrieval=None, captioning=None, vqa=None, classification=None,
                            out_dir=None, k_values=(1, 5, 10)):
