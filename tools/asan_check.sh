@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 WORK=${MMS_ASAN_DIR:-$ROOT/build/asan}
+mkdir -p "$WORK"
 MMS_SANITIZE=address,undefined .venv/bin/python setup.py -q build_ext --build-lib "$WORK/lib" \
-    --build-temp "$WORK/tmp" >"$WORK.log" 2>&1 || { tail -30 "$WORK.log"; exit 1; }
+    --build-temp "$WORK/tmp" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
 # a copy of the tree whose mmsuite/ holds the sanitized extension (conftest puts the tree first on sys.path)
 rm -rf "$WORK/tree" && mkdir -p "$WORK/tree"
 tar --exclude=./.venv --exclude=./build --exclude=./.git --exclude='./mmsuite/_C*.so' -cf - . | tar -xf - -C "$WORK/tree"
