@@ -1,5 +1,6 @@
 /* blip2.c -- BLIP-2: config, loading, image features (blip2.h). */
 #include "blip2.h"
+#include "mapping.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,7 @@ struct mms_blip2 {
     mms_linear proj;            /* (Dt, Dq) with bias */
     mms_decoder *lm;            /* OPT, or the T5 decoder stack */
     mms_t5_encoder *t5enc;      /* T5 only */
-    int64_t weight_bytes;
+    int64_t weight_bytes;    mms_mapset maps;        /* files the weights came from (checked per call, mapping.h) */
 };
 
 #define TRY(e) do { if ((rc = (e)) != MMS_OK) goto fail; } while (0)
@@ -94,6 +95,7 @@ mms_status mms_blip2_load_ex(const char *dir, mms_dtype dtype, mms_backend *be, 
     }
     TRY(mms_decoder_load(w, &c->text, dtype, be, &m->lm, err));
     m->weight_bytes = mms_weights_bytes(w);
+    TRY(mms_weights_mapset(w, &m->maps, err));
     mms_weights_close(w);
     mms_json_free(&j);
     *out = m;
@@ -112,6 +114,7 @@ void mms_blip2_free(mms_blip2 *m) {
     mms_linear_release(&m->proj);
     mms_decoder_free(m->lm);
     mms_t5_encoder_free(m->t5enc);
+    mms_mapset_release(&m->maps);
     mms_free(m);
 }
 
@@ -152,5 +155,5 @@ mms_status mms_blip2_image_features(const mms_blip2 *m, const mms_tensor *px, fl
     if (dout && dout != projected) be->vt->free(be, dout);
     if (vis != vision) mms_free(vis);
     if (qf != qformer) mms_free(qf);
-    return rc;
+    return rc == MMS_OK ? mms_mapset_check(&m->maps, err) : rc; /* the tower checked before it ran */
 }

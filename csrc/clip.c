@@ -192,6 +192,7 @@ static mms_status load_weights(mms_clip *m, const mms_weights *w, const clip_nam
     mms_status rc;
     char n[256];
 #define TRY(e) do { if ((rc = (e)) != MMS_OK) return rc; } while (0)
+    TRY(mms_weights_mapset(w, &m->maps, err));
     /* patch embedding: conv weight (D, C, p, p) viewed as a (D, C*p*p) linear */
     {
         mms_tensor cw, cb;
@@ -363,6 +364,7 @@ void mms_clip_free(mms_clip *m) {
     mms_tensor *ts[] = {&m->class_emb, &m->vpos, &m->pre_g, &m->pre_b, &m->post_g, &m->post_b, &m->probe,
                         &m->head_ln_g, &m->head_ln_b, &m->tok_emb, &m->tpos, &m->final_g, &m->final_b};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) mms_tensor_release(ts[i]);
+    mms_mapset_release(&m->maps);
     mms_free(m);
 }
 

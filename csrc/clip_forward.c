@@ -75,7 +75,7 @@ static mms_status vision_embed(const mms_clip *m, const mms_tensor *px, int64_t 
     return MMS_OK;
 }
 
-mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_outputs *out, mms_error *err) {
+static mms_status encode_image(const mms_clip *m, const mms_tensor *px, mms_outputs *out, mms_error *err) {
     memset(out, 0, sizeof *out);
     const mms_clip_config *c = &m->cfg;
     mms_backend *be = m->be;
@@ -178,8 +178,8 @@ done:
     return finish(be, &s, bufs, 8, out, rc);
 }
 
-mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const mms_tensor *mask, mms_outputs *out,
-                                mms_error *err) {
+static mms_status encode_text(const mms_clip *m, const mms_tensor *ids, const mms_tensor *mask, mms_outputs *out,
+                               mms_error *err) {
     memset(out, 0, sizeof *out);
     const mms_clip_config *c = &m->cfg;
     mms_backend *be = m->be;
@@ -278,6 +278,25 @@ done:
 static mms_status vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, int post_norm, float *out,
                                 mms_error *err);
 
+/* The public entry points: the weights' files are checked before and after the computation
+ * (mapping.h), so a result computed while a file changed under the mapping is an error. */
+mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_outputs *out, mms_error *err) {
+    memset(out, 0, sizeof *out);
+    mms_status rc = mms_mapset_check(&m->maps, err);
+    if (rc == MMS_OK) rc = encode_image(m, px, out, err);
+    if (rc == MMS_OK && (rc = mms_mapset_check(&m->maps, err)) != MMS_OK) mms_outputs_release(out);
+    return rc;
+}
+
+mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const mms_tensor *mask, mms_outputs *out,
+                                mms_error *err) {
+    memset(out, 0, sizeof *out);
+    mms_status rc = mms_mapset_check(&m->maps, err);
+    if (rc == MMS_OK) rc = encode_text(m, ids, mask, out, err);
+    if (rc == MMS_OK && (rc = mms_mapset_check(&m->maps, err)) != MMS_OK) mms_outputs_release(out);
+    return rc;
+}
+
 mms_status mms_clip_vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, float *out, mms_error *err) {
     return vision_hidden(m, px, n_layers, 0, out, err);
 }
@@ -308,8 +327,9 @@ static mms_status vision_hidden(const mms_clip *m, const mms_tensor *px, int n_l
     if (chunk > B) chunk = B;
     mms_block_scratch s;
     void *bufs[3] = {0};
-    mms_status rc = mms_block_scratch_alloc(be, &c->vision, chunk * T, &s, err);
+    mms_status rc = mms_mapset_check(&m->maps, err);
     if (rc != MMS_OK) return rc;
+    if ((rc = mms_block_scratch_alloc(be, &c->vision, chunk * T, &s, err)) != MMS_OK) return rc;
     float *x = dalloc(be, (size_t)(chunk * T * D) * 4, &bufs[0]);
     float *pe = dalloc(be, (size_t)(chunk * np * D) * 4, &bufs[1]);
     float *px_dev = be->device != MMS_DEVICE_CPU ? dalloc(be, (size_t)(chunk * c->num_channels * c->image_size * c->image_size) * 4, &bufs[2]) : NULL;
@@ -330,5 +350,5 @@ static mms_status vision_hidden(const mms_clip *m, const mms_tensor *px, int n_l
     mms_block_scratch_free(be, &s);
     for (int i = 0; i < 3; i++)
         if (bufs[i]) be->vt->free(be, bufs[i]);
-    return rc;
+    return rc == MMS_OK ? mms_mapset_check(&m->maps, err) : rc;
 }

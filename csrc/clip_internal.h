@@ -4,6 +4,7 @@
 
 #include "clip.h"
 #include "config.h"
+#include "mapping.h"
 
 struct mms_clip {
     mms_clip_config cfg;
@@ -28,6 +29,7 @@ struct mms_clip {
     mms_block_weights *tblocks;
     mms_linear tproj;                    /* (P, D); SigLIP head has a bias          */
     float logit_scale, logit_bias;
+    mms_mapset maps;                     /* files the weights came from (checked per call) */
 };
 
 /* Append a new host output tensor `name`; *data receives its buffer. */

@@ -1,5 +1,6 @@
 /* decoder.c -- loading a causal LM and running it over new tokens with a KV cache (decoder.h). */
 #include "decoder.h"
+#include "mapping.h"
 #include "t5.h"
 
 #include <math.h>
@@ -23,6 +24,7 @@ struct mms_decoder {
     float *inv_freq;            /* (rot_dim / 2) RoPE frequencies (static kinds)                  */
     mms_tensor rel_bias;        /* T5: (H, 2R+1) relative position bias table on the backend       */
     int64_t mapped_bytes, owned_bytes;
+    mms_mapset maps;            /* files the weights came from (checked per call, mapping.h)       */
 };
 
 struct mms_decoder_state {
@@ -235,6 +237,7 @@ mms_status mms_decoder_load(const mms_weights *w, const mms_decoder_config *cfg,
         else rope_static_freqs(&cfg->rope, d->inv_freq);
     }
     if (rc == MMS_OK) rc = load_weights(d, w, err);
+    if (rc == MMS_OK) rc = mms_weights_mapset(w, &d->maps, err);
     if (rc != MMS_OK) {
         mms_decoder_free(d);
         return rc;
@@ -256,6 +259,7 @@ void mms_decoder_free(mms_decoder *d) {
     mms_linear_release(&d->lm_head);
     mms_tensor_release(&d->rel_bias);
     mms_free(d->inv_freq);
+    mms_mapset_release(&d->maps);
     mms_free(d);
 }
 
@@ -467,7 +471,9 @@ mms_status mms_decoder_embed(const mms_decoder *d, const int64_t *ids, int64_t n
     mms_tensor to = mms_tensor_view(out, MMS_DTYPE_F32, 2, ne2);
     if (d->embed_host.device != MMS_DEVICE_CPU)
         return mms_error_set(err, MMS_ERR_UNSUPPORTED, "host embedding lookup needs the table on the CPU");
-    return mms_op_embedding(mms_backend_cpu(), &d->embed_host, &ti, &to, err);
+    mms_status rc = mms_mapset_check(&d->maps, err);
+    if (rc == MMS_OK) rc = mms_op_embedding(mms_backend_cpu(), &d->embed_host, &ti, &to, err);
+    return rc == MMS_OK ? mms_mapset_check(&d->maps, err) : rc;
 }
 
 /* RoPE frequencies for a call whose largest position is max_pos_in_call. */
@@ -594,9 +600,8 @@ static mms_status forward_chunk(mms_decoder_state *st, int64_t n_seqs, const int
     return MMS_OK;
 }
 
-mms_status mms_decoder_forward(mms_decoder_state *st, int64_t n_seqs, const int64_t *slots, const int64_t *n_new,
-                               const int64_t *ids, const float *embeds, int logits_all, float *logits,
-                               mms_error *err) {
+static mms_status forward(mms_decoder_state *st, int64_t n_seqs, const int64_t *slots, const int64_t *n_new,
+                          const int64_t *ids, const float *embeds, int logits_all, float *logits, mms_error *err) {
     const mms_decoder_config *c = &st->d->cfg;
     const int64_t D = c->block.hidden, V = c->vocab;
     if (n_seqs <= 0 || (!ids && !embeds))
@@ -643,4 +648,13 @@ mms_status mms_decoder_forward(mms_decoder_state *st, int64_t n_seqs, const int6
         out_row += n_new[i];
     }
     return MMS_OK;
+}
+
+/* The weights' files are checked before and after the step (mapping.h). */
+mms_status mms_decoder_forward(mms_decoder_state *st, int64_t n_seqs, const int64_t *slots, const int64_t *n_new,
+                               const int64_t *ids, const float *embeds, int logits_all, float *logits,
+                               mms_error *err) {
+    mms_status rc = mms_mapset_check(&st->d->maps, err);
+    if (rc == MMS_OK) rc = forward(st, n_seqs, slots, n_new, ids, embeds, logits_all, logits, err);
+    return rc == MMS_OK ? mms_mapset_check(&st->d->maps, err) : rc;
 }

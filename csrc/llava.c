@@ -1,5 +1,6 @@
 /* llava.c -- LLaVA 1.5 / NeXT: config, loading, image features, NeXT packing (llava.h). */
 #include "llava.h"
+#include "mapping.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +14,7 @@ struct mms_llava {
     mms_decoder *lm;
     mms_linear proj1, proj2; /* (Dt, Dv), (Dt, Dt) with biases                  */
     float *newline;         /* (Dt) LLaVA-NeXT image_newline, host F32           */
-    int64_t vision_bytes;
+    int64_t vision_bytes;    mms_mapset maps;        /* files the weights came from (checked per call, mapping.h) */
 };
 
 #define TRY(e) do { if ((rc = (e)) != MMS_OK) goto fail; } while (0)
@@ -166,6 +167,7 @@ mms_status mms_llava_load_ex(const char *dir, mms_dtype dtype, mms_backend *be, 
             if (rc != MMS_OK) goto fail;
         }
     }
+    TRY(mms_weights_mapset(w, &m->maps, err));
     mms_weights_close(w);
     mms_json_free(&j);
     *out = m;
@@ -184,6 +186,7 @@ void mms_llava_free(mms_llava *m) {
     mms_linear_release(&m->proj1);
     mms_linear_release(&m->proj2);
     mms_free(m->newline);
+    mms_mapset_release(&m->maps);
     mms_free(m);
 }
 
@@ -227,7 +230,7 @@ mms_status mms_llava_image_features(const mms_llava *m, const mms_tensor *px, fl
     if (h) be->vt->free(be, h);
     if (dv && dv != projected) be->vt->free(be, dv);
     if (full != layer_full) mms_free(full);
-    return rc;
+    return rc == MMS_OK ? mms_mapset_check(&m->maps, err) : rc; /* the tower checked before it ran */
 }
 
 mms_status mms_llava_pack_next(const mms_llava *m, const float *projected, int64_t gh, int64_t gw, int64_t row0,

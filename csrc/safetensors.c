@@ -1,6 +1,8 @@
 /* safetensors.c -- mmap + header validation for safetensors files and sharded indexes. */
 #include "safetensors.h"
 
+#include "mapping.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -8,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,111 +40,6 @@ struct mms_weights {
     int n_ren;
     char ren_from[MMS_WEIGHTS_MAX_RENAMES][64], ren_to[MMS_WEIGHTS_MAX_RENAMES][64];
 };
-
-/* ---- mapping storage -------------------------------------------------------------- */
-
-typedef struct map_ctx { int fd; } map_ctx;
-
-static void map_destroy(mms_storage *s) {
-    map_ctx *c = s->ctx;
-    if (s->data && s->size) munmap(s->data, s->size);
-    if (c) {
-        close(c->fd);
-        mms_free(c);
-    }
-    mms_free(s);
-}
-
-static void anon_destroy(mms_storage *s) {
-    if (s->data && s->size) munmap(s->data, s->size);
-    mms_free(s);
-}
-
-/* MMS_WEIGHTS_IN_MEMORY: the file read into anonymous memory backed by transparent huge pages.
- * Streaming it can run faster than through 4 KiB page-cache pages (the hardware prefetchers stop
- * at page boundaries): decoding measured 1-9 % faster, depending on the huge pages obtained. */
-static mms_status read_file_anon(const char *path, int fd, size_t size, mms_storage **out, mms_error *err) {
-    void *p = NULL;
-    if (size > 0) {
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return mms_error_set(err, MMS_ERR_NOMEM, "%s: cannot allocate %zu bytes for the weights", path, size);
-        madvise(p, size, MADV_HUGEPAGE);
-        size_t done = 0;
-        while (done < size) {
-            ssize_t r = pread(fd, (char *)p + done, size - done, (off_t)done);
-            if (r <= 0) {
-                munmap(p, size);
-                return mms_error_set(err, MMS_ERR_IO, "%s: read failed after %zu of %zu bytes", path, done, size);
-            }
-            done += (size_t)r;
-        }
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-        /* ask for the huge pages now (synchronous collapse, Linux >= 6.1; harmless elsewhere):
-         * MADV_HUGEPAGE alone gets none when memory is fragmented */
-        madvise(p, size, MADV_COLLAPSE);
-        mprotect(p, size, PROT_READ);
-    }
-    mms_storage *s = mms_calloc(1, sizeof *s);
-    if (!s) {
-        if (p) munmap(p, size);
-        return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
-    }
-    s->refs = 1;
-    s->data = p;
-    s->size = size;
-    s->device = MMS_DEVICE_CPU;
-    s->destroy = anon_destroy;
-    *out = s;
-    return MMS_OK;
-}
-
-static mms_status map_file(const char *path, int flags, mms_storage **out, mms_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return mms_error_set(err, MMS_ERR_NOT_FOUND, "%s: no such file", path);
-        return mms_error_set(err, MMS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mms_error_set(err, MMS_ERR_IO, "%s: not a regular file", path);
-    }
-    if (flags & MMS_WEIGHTS_IN_MEMORY) {
-        mms_status rc = read_file_anon(path, fd, (size_t)st.st_size, out, err);
-        close(fd);
-        return rc;
-    }
-    void *p = NULL;
-    if (st.st_size > 0) {
-        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            close(fd);
-            return mms_error_set(err, MMS_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
-        }
-    }
-    mms_storage *s = mms_calloc(1, sizeof *s);
-    map_ctx *c = mms_calloc(1, sizeof *c);
-    if (!s || !c) {
-        if (p) munmap(p, (size_t)st.st_size);
-        close(fd);
-        mms_free(s);
-        mms_free(c);
-        return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
-    }
-    /* The fd stays open for the mapping's life: it pins the inode if the path is replaced. */
-    c->fd = fd;
-    s->refs = 1;
-    s->data = p;
-    s->size = (size_t)st.st_size;
-    s->device = MMS_DEVICE_CPU;
-    s->destroy = map_destroy;
-    s->ctx = c;
-    s->is_file_map = 1;
-    *out = s;
-    return MMS_OK;
-}
 
 /* ---- header parsing ------------------------------------------------------------------ */
 
@@ -348,7 +244,7 @@ static mms_status add_file(mms_weights *w, const char *path, mms_error *err) {
     mapped_file *f = &w->files[w->n_files];
     f->path = mms_strdup(path);
     if (!f->path) return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
-    mms_status rc = map_file(path, w->flags, &f->map, err);
+    mms_status rc = mms_map_file(path, (w->flags & MMS_WEIGHTS_IN_MEMORY) ? MMS_MAP_IN_MEMORY : 0, &f->map, err);
     if (rc != MMS_OK) {
         mms_free(f->path);
         return rc;
@@ -530,6 +426,14 @@ void mms_weights_close(mms_weights *w) {
 int mms_weights_count(const mms_weights *w) { return w->n_entries; }
 const char *mms_weights_name(const mms_weights *w, int i) { return w->entries[i].name; }
 const char *mms_weights_file_of(const mms_weights *w, int i) { return w->files[w->entries[i].file].path; }
+
+mms_status mms_weights_mapset(const mms_weights *w, mms_mapset *set, mms_error *err) {
+    for (int i = 0; i < w->n_files; i++) {
+        mms_status rc = mms_mapset_add(set, w->files[i].map, err);
+        if (rc != MMS_OK) return rc;
+    }
+    return MMS_OK;
+}
 int64_t mms_weights_bytes(const mms_weights *w) { return w->bytes; }
 
 static const entry *find_exact(const mms_weights *w, const char *name) {

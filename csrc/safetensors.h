@@ -54,6 +54,10 @@ mms_status mms_weights_get(const mms_weights *w, const char *name, mms_tensor *o
  * Not thread safe: set it while loading, before the weights are shared. */
 #define MMS_WEIGHTS_MAX_RENAMES 4
 mms_status mms_weights_set_renames(mms_weights *w, const char *const *pairs, int n, mms_error *err);
+/* Add the checkpoint's mapped files to `set` (see mapping.h): a model component keeps them to
+ * check, around each compute call, that its files did not change under the mapping. */
+struct mms_mapset;
+mms_status mms_weights_mapset(const mms_weights *w, struct mms_mapset *set, mms_error *err);
 /* Total bytes of tensor data mapped. */
 int64_t mms_weights_bytes(const mms_weights *w);
 

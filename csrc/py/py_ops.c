@@ -5,8 +5,10 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../safetensors.h"
+#include "../mapping.h"
 
 #include "../backend.h"
 #include "../cpu/cpu_internal.h"
@@ -206,6 +208,65 @@ static PyObject *py_weights_info(PyObject *self, PyObject *args) {
     return d;
 }
 
+/* mapped_files() -> [{path, size, refs, in_memory, poisoned}]: the live checkpoint mappings */
+static PyObject *py_mapped_files(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    mms_mapping_info info[64];
+    int n = mms_mappings_list(info, 64);
+    if (n > 64) n = 64;
+    PyObject *l = PyList_New(0);
+    for (int i = 0; l && i < n; i++) {
+        PyObject *d = Py_BuildValue("{s:O&,s:K,s:i,s:O,s:O}", "path", PyUnicode_DecodeFSDefault, info[i].path, "size",
+                                    (unsigned long long)info[i].size, "refs", info[i].refs, "in_memory",
+                                    info[i].in_memory ? Py_True : Py_False, "poisoned", info[i].poisoned ? Py_True : Py_False);
+        if (!d || PyList_Append(l, d) < 0) Py_CLEAR(l);
+        Py_XDECREF(d);
+    }
+    return l;
+}
+
+/* test hook: map_read_byte(path, offset, truncate_to=-1) maps `path` (sharing a live mapping),
+ * truncates the file to `truncate_to` bytes if >= 0, reads one byte through the mapping, then
+ * checks the file like a model call does: exercises the SIGBUS guard of mapping.c */
+static PyObject *py_map_read_byte(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *path_obj;
+    long long off, trunc_to = -1;
+    if (!PyArg_ParseTuple(args, "O&L|L", PyUnicode_FSConverter, &path_obj, &off, &trunc_to)) return NULL;
+    mms_error err = {0};
+    mms_storage *s = NULL;
+    mms_mapset set = {0};
+    const char *path = PyBytes_AS_STRING(path_obj);
+    mms_status rc = mms_map_file(path, 0, &s, &err);
+    if (rc != MMS_OK) {
+        Py_DECREF(path_obj);
+        return mms_py_raise(&err);
+    }
+    if (off < 0 || (size_t)off >= s->size) {
+        Py_DECREF(path_obj);
+        mms_storage_release(s);
+        return PyErr_Format(PyExc_IndexError, "offset %lld outside the mapping of %zu bytes", off, s->size);
+    }
+    if (trunc_to >= 0 && truncate(path, (off_t)trunc_to) != 0) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path_obj);
+        Py_DECREF(path_obj);
+        mms_storage_release(s);
+        return NULL;
+    }
+    Py_DECREF(path_obj);
+    int v;
+    Py_BEGIN_ALLOW_THREADS
+    v = ((volatile const unsigned char *)s->data)[off];
+    Py_END_ALLOW_THREADS
+    rc = mms_mapset_add(&set, s, &err);
+    if (rc == MMS_OK) rc = mms_mapset_check(&set, &err);
+    mms_mapset_release(&set);
+    mms_storage_release(s);
+    if (rc != MMS_OK) return mms_py_raise(&err);
+    return PyLong_FromLong(v);
+}
+
 static PyObject *py_op_attention_backend(PyObject *self, PyObject *args) {
     PyObject *qo, *ko, *vo, *oo, *mo;
     int heads, causal, lowp;
@@ -238,6 +299,8 @@ static PyMethodDef ops_methods[] = {
     {"op_linear", py_op_linear, METH_VARARGS, "test hook: linear (backend dispatch, GEMV kernel or oneDNN), timed"},
     {"measure_read_bandwidth", (PyCFunction)(void (*)(void))py_measure_read_bandwidth, METH_VARARGS | METH_KEYWORDS,
      "measure_read_bandwidth(bytes=1<<30, threads=0, reps=5) -> bytes/s streamed from memory (best of reps)"},
+    {"mapped_files", py_mapped_files, METH_NOARGS, "mapped_files() -> [{path, size, refs, in_memory, poisoned}] of live checkpoint mappings"},
+    {"map_read_byte", py_map_read_byte, METH_VARARGS, "test hook: map_read_byte(path, offset, truncate_to=-1): one byte through the shared mapping after an optional truncation, then the file check"},
     {"weights_info", py_weights_info, METH_VARARGS, "weights_info(path, filename=None) -> {name: (dtype, shape)} (validates the checkpoint)"},
     {NULL, NULL, 0, NULL},
 };
