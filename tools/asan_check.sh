@@ -3,7 +3,7 @@
 # whole test suite run against that build (issue 7, part 1). Any ASan report or UBSan runtime
 # error aborts the Python process (halt_on_error), so the suite fails. Leak checking is off here:
 # CPython itself "leaks" at exit; the per-family leak check is separate.
-# Needs tools/setup.sh first. About 1.5 min to build + 1.5 min to test on 2 cores.
+# --build-only: build and prepare the tree, run nothing (tools/leak_check.sh). Needs tools/setup.sh first. About 1.5 min to build + 1.5 min to test on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,6 +15,7 @@ MMS_SANITIZE=address,undefined .venv/bin/python setup.py -q build_ext --build-li
 rm -rf "$WORK/tree" && mkdir -p "$WORK/tree"
 tar --exclude=./.venv --exclude=./build --exclude=./.git --exclude='./mmsuite/_C*.so' -cf - . | tar -xf - -C "$WORK/tree"
 cp "$WORK"/lib/mmsuite/_C*.so "$WORK/tree/mmsuite/"
+[ "${1:-}" = "--build-only" ] && exit 0
 cd "$WORK/tree"
 LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
