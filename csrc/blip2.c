@@ -1,5 +1,6 @@
 /* blip2.c -- BLIP-2: config, loading, image features (blip2.h). */
 #include "blip2.h"
+#include "finite.h"
 #include "mapping.h"
 
 #include <stdio.h>
@@ -101,6 +102,7 @@ mms_status mms_blip2_load_ex(const char *dir, mms_dtype dtype, mms_backend *be, 
     *out = m;
     return MMS_OK;
 fail:
+    mms_error_in_file(err, dir);
     mms_weights_close(w);
     mms_json_free(&j);
     mms_blip2_free(m);
@@ -155,5 +157,8 @@ mms_status mms_blip2_image_features(const mms_blip2 *m, const mms_tensor *px, fl
     if (dout && dout != projected) be->vt->free(be, dout);
     if (vis != vision) mms_free(vis);
     if (qf != qformer) mms_free(qf);
-    return rc == MMS_OK ? mms_mapset_check(&m->maps, err) : rc; /* the tower checked before it ran */
+    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err); /* the tower checked before it ran */
+    if (rc == MMS_OK && projected && mms_get_finite_mode() != MMS_FINITE_OFF)
+        rc = mms_check_finite_host(projected, B * Q * Dt, "BLIP-2's projected image features", MMS_FINITE_HINT, err);
+    return rc;
 }

@@ -1,5 +1,6 @@
 /* block.c -- loading and running the configurable transformer block (see block.h). */
 #include "block.h"
+#include "finite.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -72,6 +73,18 @@ mms_status mms_block_load(mms_backend *be, const mms_block_config *cfg, const mm
     mms_status rc;
     const int has_bias_norm = cfg->norm == MMS_NORM_LAYER;
 #define TRY(x) do { if ((rc = (x)) != MMS_OK) goto fail; } while (0)
+    {   /* the layer's name for messages: norm1's pattern up to its layer number */
+        const char *d = strstr(nm->norm1, "%d");
+        int keep = d ? (int)(d - nm->norm1) + 2 : (int)strlen(nm->norm1);
+        char pat[128];
+        snprintf(pat, sizeof pat, "%.*s", keep, nm->norm1);
+        snprintf(out->name, sizeof out->name, pat, layer);
+        /* as stored: the same tail cut from the stored name of norm1's weight */
+        fmt_name(n1, sizeof n1, nm->norm1, layer, ".weight");
+        const char *st = mms_weights_stored_name(w, n1);
+        const size_t tail = strlen(n1) - strlen(out->name);
+        if (st && strlen(st) > tail) snprintf(out->name, sizeof out->name, "%.*s", (int)(strlen(st) - tail), st);
+    }
     fmt_name(n1, sizeof n1, nm->norm1, layer, ".weight");
     TRY(mms_load_vector(be, w, n1, D, &out->norm1_g, err));
     if (has_bias_norm) { fmt_name(n1, sizeof n1, nm->norm1, layer, ".bias"); TRY(mms_load_vector(be, w, n1, D, &out->norm1_b, err)); }
@@ -315,8 +328,8 @@ static mms_status block_cross_attend(mms_backend *be, const mms_block_config *cf
     return MMS_OK;
 }
 
-mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
-                            int64_t M, const mms_block_cross *cross, mms_block_scratch *s, mms_error *err) {
+static mms_status finish(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
+                         int64_t M, const mms_block_cross *cross, mms_block_scratch *s, mms_error *err) {
     const int64_t D = cfg->hidden, A = cfg->n_heads * cfg->head_dim;
     const mms_dtype cd = cfg->compute;
     mms_tensor tx = dev_view(be, x, MMS_DTYPE_F32, M, D);
@@ -356,6 +369,16 @@ mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const 
     }
 #undef TRY
     return MMS_OK;
+}
+
+/* Every block path ends here; in the LAYERS debug mode its output is scanned for NaN / Inf. */
+mms_status mms_block_finish(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, float *x,
+                            int64_t M, const mms_block_cross *cross, mms_block_scratch *s, mms_error *err) {
+    mms_status rc = finish(be, cfg, bw, x, M, cross, s, err);
+    if (rc != MMS_OK || mms_get_finite_mode() < MMS_FINITE_LAYERS) return rc;
+    char what[160];
+    snprintf(what, sizeof what, "the output of layer %s", bw->name[0] ? bw->name : "?");
+    return mms_check_finite(be, x, M * cfg->hidden, what, NULL, err);
 }
 
 mms_status mms_block_qkv(mms_backend *be, const mms_block_config *cfg, const mms_block_weights *bw, const float *x,

@@ -70,6 +70,7 @@ typedef struct mms_block_weights {
     int has_cross;                                 /* this layer has cross-attention    */
     mms_tensor xnorm_g, xnorm_b;                   /* (D)                               */
     mms_linear xq, xk, xv, xo;                     /* (A, D), (A, Dc) x2, (D, A)        */
+    char name[96];                                 /* checkpoint prefix, e.g. "model.layers.3" */
 } mms_block_weights;
 
 /* Load layer `layer` of a block from w according to names, converting to cfg->compute on

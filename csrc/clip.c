@@ -306,6 +306,7 @@ mms_status mms_clip_load(const char *dir, mms_dtype dtype, mms_backend *be, mms_
         mms_weights_close(w); /* tensors keep their mapping alive */
     }
     if (rc != MMS_OK) {
+        mms_error_in_file(err, dir);
         mms_clip_free(m);
         return rc;
     }

@@ -17,10 +17,11 @@ static mms_status tower(const mms_json *j, const cJSON *o, const char *what, int
     const char *act;
     const int blip2 = siglip == 2;
     if (blip2) siglip = 0;
-    TRY(mms_json_int(j, o, what, "hidden_size", blip2 ? 1408 : siglip ? 768 : (text ? 512 : 768), &hidden, err));
-    TRY(mms_json_int(j, o, what, "intermediate_size", blip2 ? 6144 : siglip ? 3072 : (text ? 2048 : 3072), &inter, err));
-    TRY(mms_json_int(j, o, what, "num_hidden_layers", blip2 ? 39 : 12, &nl, err));
-    TRY(mms_json_int(j, o, what, "num_attention_heads", blip2 ? 16 : siglip ? 12 : (text ? 8 : 12), &nh, err));
+    const int64_t D = MMS_CONFIG_MAX_DIM;
+    TRY(mms_json_int_range(j, o, what, "hidden_size", blip2 ? 1408 : siglip ? 768 : (text ? 512 : 768), 1, D, &hidden, err));
+    TRY(mms_json_int_range(j, o, what, "intermediate_size", blip2 ? 6144 : siglip ? 3072 : (text ? 2048 : 3072), 1, D, &inter, err));
+    TRY(mms_json_int_range(j, o, what, "num_hidden_layers", blip2 ? 39 : 12, 1, MMS_CONFIG_MAX_LAYERS, &nl, err));
+    TRY(mms_json_int_range(j, o, what, "num_attention_heads", blip2 ? 16 : siglip ? 12 : (text ? 8 : 12), 1, D, &nh, err));
     TRY(mms_json_float(j, o, what, "layer_norm_eps", siglip || blip2 ? 1e-6 : 1e-5, &eps, err));
     TRY(mms_json_str(j, o, what, "hidden_act", blip2 ? "gelu" : siglip ? "gelu_pytorch_tanh" : "quick_gelu", &act, err));
     int a = mms_act_parse(act);
@@ -42,6 +43,16 @@ static mms_status tower(const mms_json *j, const cJSON *o, const char *what, int
     return MMS_OK;
 }
 
+/* Sub-config `key` of the root: absent or null -> NULL (the class defaults apply); any other
+ * non-object is a broken config. */
+static mms_status section(const mms_json *j, const char *key, const cJSON **out, mms_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j->root, key);
+    *out = cJSON_IsObject(v) ? v : NULL;
+    if (v && !*out && !cJSON_IsNull(v))
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: key '%s' must be an object", j->path, key);
+    return MMS_OK;
+}
+
 mms_status mms_clip_config_from_hf(const mms_json *j, mms_clip_config *c, mms_error *err) {
     mms_status rc;
     const char *mt = NULL;
@@ -53,14 +64,16 @@ mms_status mms_clip_config_from_hf(const mms_json *j, mms_clip_config *c, mms_er
     else return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: model_type '%s' is not a contrastive model mmsuite supports (clip, siglip)", j->path, mt);
     memset(c, 0, sizeof *c);
     c->kind = siglip ? MMS_CLIP_SIGLIP : MMS_CLIP_HF;
-    const cJSON *vc = mms_json_obj(j->root, "vision_config"), *tc = mms_json_obj(j->root, "text_config");
+    const cJSON *vc, *tc;
+    TRY(section(j, "vision_config", &vc, err));
+    TRY(section(j, "text_config", &tc, err));
     TRY(tower(j, vc, "vision_config", siglip, 0, &c->vision, &c->vision_layers, &c->vision_eps, err));
     TRY(tower(j, tc, "text_config", siglip, 1, &c->text, &c->text_layers, &c->text_eps, err));
-    TRY(mms_json_int(j, vc, "vision_config", "image_size", 224, &c->image_size, err));
-    TRY(mms_json_int(j, vc, "vision_config", "patch_size", siglip ? 16 : 32, &c->patch_size, err));
-    TRY(mms_json_int(j, vc, "vision_config", "num_channels", 3, &c->num_channels, err));
-    TRY(mms_json_int(j, tc, "text_config", "vocab_size", siglip ? 32000 : 49408, &c->vocab_size, err));
-    TRY(mms_json_int(j, tc, "text_config", "max_position_embeddings", siglip ? 64 : 77, &c->max_positions, err));
+    TRY(mms_json_int_range(j, vc, "vision_config", "image_size", 224, 1, MMS_CONFIG_MAX_DIM, &c->image_size, err));
+    TRY(mms_json_int_range(j, vc, "vision_config", "patch_size", siglip ? 16 : 32, 1, MMS_CONFIG_MAX_DIM, &c->patch_size, err));
+    TRY(mms_json_int_range(j, vc, "vision_config", "num_channels", 3, 1, 4, &c->num_channels, err));
+    TRY(mms_json_int_range(j, tc, "text_config", "vocab_size", siglip ? 32000 : 49408, 1, MMS_CONFIG_MAX_VOCAB, &c->vocab_size, err));
+    TRY(mms_json_int_range(j, tc, "text_config", "max_position_embeddings", siglip ? 64 : 77, 1, MMS_CONFIG_MAX_DIM, &c->max_positions, err));
     TRY(mms_json_int(j, tc, "text_config", "eos_token_id", siglip ? 2 : 49407, &c->eos_token_id, err));
     TRY(mms_json_int(j, tc, "text_config", "pad_token_id", 1, &c->pad_token_id, err));
     TRY(mms_json_int(j, tc, "text_config", "bos_token_id", siglip ? 1 : 49406, &c->bos_token_id, err));
@@ -79,7 +92,7 @@ mms_status mms_clip_config_from_hf(const mms_json *j, mms_clip_config *c, mms_er
             return mms_error_set(err, MMS_ERR_CONFIG, "%s: SigLIP text hidden_size %lld != vision hidden_size %lld",
                                  j->path, (long long)c->text.hidden, (long long)c->vision.hidden);
     } else {
-        TRY(mms_json_int(j, j->root, NULL, "projection_dim", 512, &c->projection_dim, err));
+        TRY(mms_json_int_range(j, j->root, NULL, "projection_dim", 512, 1, MMS_CONFIG_MAX_DIM, &c->projection_dim, err));
         c->vision_class_token = 1;
         c->vision_pre_norm = 1;
         c->pool = c->eos_token_id == 2 ? MMS_POOL_ARGMAX : MMS_POOL_FIRST_EOS;
@@ -100,15 +113,21 @@ mms_status mms_clip_config_from_openclip(const mms_json *j, mms_clip_config *c, 
     int quick = 0;
     TRY(mms_json_bool(j, mc, "model_cfg", "quick_gelu", 0, &quick, err));
     TRY(mms_json_int_req(j, mc, "model_cfg", "embed_dim", &c->projection_dim, err));
+    if (c->projection_dim <= 0 || c->projection_dim > MMS_CONFIG_MAX_DIM)
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: key 'model_cfg.embed_dim' = %lld is out of range (expected 1 .. %lld)",
+                             j->path, (long long)c->projection_dim, (long long)MMS_CONFIG_MAX_DIM);
     /* vision */
     int64_t width, layers, head_width, psize, isize;
     double ratio;
-    TRY(mms_json_int(j, vc, "model_cfg.vision_cfg", "width", 768, &width, err));
-    TRY(mms_json_int(j, vc, "model_cfg.vision_cfg", "layers", 12, &layers, err));
-    TRY(mms_json_int(j, vc, "model_cfg.vision_cfg", "head_width", 64, &head_width, err));
+    const int64_t D = MMS_CONFIG_MAX_DIM;
+    TRY(mms_json_int_range(j, vc, "model_cfg.vision_cfg", "width", 768, 1, D, &width, err));
+    TRY(mms_json_int_range(j, vc, "model_cfg.vision_cfg", "layers", 12, 1, MMS_CONFIG_MAX_LAYERS, &layers, err));
+    TRY(mms_json_int_range(j, vc, "model_cfg.vision_cfg", "head_width", 64, 1, D, &head_width, err));
     TRY(mms_json_float(j, vc, "model_cfg.vision_cfg", "mlp_ratio", 4.0, &ratio, err));
-    TRY(mms_json_int(j, vc, "model_cfg.vision_cfg", "patch_size", 16, &psize, err));
-    TRY(mms_json_int(j, vc, "model_cfg.vision_cfg", "image_size", 224, &isize, err));
+    TRY(mms_json_int_range(j, vc, "model_cfg.vision_cfg", "patch_size", 16, 1, D, &psize, err));
+    TRY(mms_json_int_range(j, vc, "model_cfg.vision_cfg", "image_size", 224, 1, D, &isize, err));
+    if (!(ratio > 0 && ratio <= 64))
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: key 'model_cfg.vision_cfg.mlp_ratio' = %g is out of range (expected > 0 .. 64)", j->path, ratio);
     const char *unsupported[] = {"timm_model_name", "attentional_pool", "no_ln_pre", "output_tokens"};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(vc, unsupported[i]);
@@ -127,12 +146,14 @@ mms_status mms_clip_config_from_openclip(const mms_json *j, mms_clip_config *c, 
     c->vision_class_token = 1; c->vision_pre_norm = 1; c->vision_eps = 1e-5f;
     /* text */
     int64_t twidth, theads, tlayers, ctx, vocab;
-    TRY(mms_json_int(j, tc, "model_cfg.text_cfg", "width", 512, &twidth, err));
-    TRY(mms_json_int(j, tc, "model_cfg.text_cfg", "heads", 8, &theads, err));
-    TRY(mms_json_int(j, tc, "model_cfg.text_cfg", "layers", 12, &tlayers, err));
-    TRY(mms_json_int(j, tc, "model_cfg.text_cfg", "context_length", 77, &ctx, err));
-    TRY(mms_json_int(j, tc, "model_cfg.text_cfg", "vocab_size", 49408, &vocab, err));
+    TRY(mms_json_int_range(j, tc, "model_cfg.text_cfg", "width", 512, 1, D, &twidth, err));
+    TRY(mms_json_int_range(j, tc, "model_cfg.text_cfg", "heads", 8, 1, D, &theads, err));
+    TRY(mms_json_int_range(j, tc, "model_cfg.text_cfg", "layers", 12, 1, MMS_CONFIG_MAX_LAYERS, &tlayers, err));
+    TRY(mms_json_int_range(j, tc, "model_cfg.text_cfg", "context_length", 77, 1, D, &ctx, err));
+    TRY(mms_json_int_range(j, tc, "model_cfg.text_cfg", "vocab_size", 49408, 1, MMS_CONFIG_MAX_VOCAB, &vocab, err));
     TRY(mms_json_float(j, tc, "model_cfg.text_cfg", "mlp_ratio", 4.0, &ratio, err));
+    if (!(ratio > 0 && ratio <= 64))
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: key 'model_cfg.text_cfg.mlp_ratio' = %g is out of range (expected > 0 .. 64)", j->path, ratio);
     const char *pool = "argmax";
     TRY(mms_json_str(j, tc, "model_cfg.text_cfg", "pool_type", "argmax", &pool, err));
     const cJSON *hf = cJSON_GetObjectItemCaseSensitive(tc, "hf_model_name");
@@ -170,9 +191,9 @@ mms_status mms_clip_vision_config(const mms_json *j, const cJSON *vc, const char
         TRY(mms_json_bool(j, vc, what, "qkv_bias", 1, &qkv_bias, err));
         c->vision_post_norm_all = 1;
     }
-    TRY(mms_json_int(j, vc, what, "image_size", 224, &c->image_size, err));
-    TRY(mms_json_int(j, vc, what, "patch_size", blip2 ? 14 : 32, &c->patch_size, err));
-    TRY(mms_json_int(j, vc, what, "num_channels", 3, &c->num_channels, err));
+    TRY(mms_json_int_range(j, vc, what, "image_size", 224, 1, MMS_CONFIG_MAX_DIM, &c->image_size, err));
+    TRY(mms_json_int_range(j, vc, what, "patch_size", blip2 ? 14 : 32, 1, MMS_CONFIG_MAX_DIM, &c->patch_size, err));
+    TRY(mms_json_int_range(j, vc, what, "num_channels", 3, 1, 4, &c->num_channels, err));
     if (c->patch_size <= 0 || c->image_size <= 0 || c->image_size % c->patch_size)
         return mms_error_set(err, MMS_ERR_CONFIG, "%s: %s.image_size %lld is not a multiple of patch_size %lld",
                              j->path, what, (long long)c->image_size, (long long)c->patch_size);

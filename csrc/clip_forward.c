@@ -2,9 +2,11 @@
  * and the shared block. Inputs are processed in chunks of ~CHUNK_TOKENS tokens so activation
  * memory stays bounded for large batches. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "clip_internal.h"
+#include "finite.h"
 
 #define CHUNK_TOKENS 8192
 
@@ -278,13 +280,30 @@ done:
 static mms_status vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, int post_norm, float *out,
                                 mms_error *err);
 
+/* OUTPUTS / LAYERS finite modes: every float output scanned for NaN / Inf (finite.h). */
+static mms_status check_outputs(const mms_outputs *o, mms_error *err) {
+    if (mms_get_finite_mode() == MMS_FINITE_OFF) return MMS_OK;
+    for (int i = 0; i < o->n; i++) {
+        const mms_tensor *t = &o->items[i].t;
+        if (t->dtype != MMS_DTYPE_F32) continue;
+        char what[96];
+        snprintf(what, sizeof what, "the output '%s'", o->items[i].name);
+        mms_status rc = mms_check_finite_host(t->data, mms_tensor_numel(t), what, MMS_FINITE_HINT, err);
+        if (rc != MMS_OK) return rc;
+    }
+    return MMS_OK;
+}
+
 /* The public entry points: the weights' files are checked before and after the computation
- * (mapping.h), so a result computed while a file changed under the mapping is an error. */
+ * (mapping.h), so a result computed while a file changed under the mapping is an error; then
+ * the outputs are checked for NaN / Inf. */
 mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_outputs *out, mms_error *err) {
     memset(out, 0, sizeof *out);
     mms_status rc = mms_mapset_check(&m->maps, err);
     if (rc == MMS_OK) rc = encode_image(m, px, out, err);
-    if (rc == MMS_OK && (rc = mms_mapset_check(&m->maps, err)) != MMS_OK) mms_outputs_release(out);
+    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err);
+    if (rc == MMS_OK) rc = check_outputs(out, err);
+    if (rc != MMS_OK) mms_outputs_release(out);
     return rc;
 }
 
@@ -293,7 +312,9 @@ mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const 
     memset(out, 0, sizeof *out);
     mms_status rc = mms_mapset_check(&m->maps, err);
     if (rc == MMS_OK) rc = encode_text(m, ids, mask, out, err);
-    if (rc == MMS_OK && (rc = mms_mapset_check(&m->maps, err)) != MMS_OK) mms_outputs_release(out);
+    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err);
+    if (rc == MMS_OK) rc = check_outputs(out, err);
+    if (rc != MMS_OK) mms_outputs_release(out);
     return rc;
 }
 
@@ -350,5 +371,8 @@ static mms_status vision_hidden(const mms_clip *m, const mms_tensor *px, int n_l
     mms_block_scratch_free(be, &s);
     for (int i = 0; i < 3; i++)
         if (bufs[i]) be->vt->free(be, bufs[i]);
-    return rc == MMS_OK ? mms_mapset_check(&m->maps, err) : rc;
+    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err);
+    if (rc == MMS_OK && mms_get_finite_mode() != MMS_FINITE_OFF)
+        rc = mms_check_finite_host(out, B * T * D, "the vision tower's hidden states", MMS_FINITE_HINT, err);
+    return rc;
 }

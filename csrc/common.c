@@ -40,6 +40,12 @@ mms_status mms_error_prefix(mms_error *err, const char *fmt, ...) {
     return err->code;
 }
 
+mms_status mms_error_in_file(mms_error *err, const char *path) {
+    if (!err) return MMS_ERR_INTERNAL;
+    if (!path || strstr(err->msg, path)) return err->code;
+    return mms_error_prefix(err, "%s", path);
+}
+
 /* Each block carries a 64-byte header holding its size, so frees can be counted. */
 #define MMS_ALIGN 64
 typedef struct { size_t size; } block_hdr;

@@ -6,6 +6,29 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Up to the first NUL, as the NUL-terminated parse before it; only whitespace (cJSON's: bytes
+ * <= 0x20) may follow the object. */
+mms_status mms_json_parse(const char *text, size_t len, const char *name, mms_json *out, mms_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!name) name = "<memory>";
+    len = strnlen(text, len);
+    const char *end = NULL;
+    out->root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    while (out->root && end < text + len && (unsigned char)*end <= ' ') end++;
+    if (!out->root || !cJSON_IsObject(out->root) || end != text + len) {
+        long at = end ? (long)(end - text) : -1;
+        cJSON_Delete(out->root);
+        out->root = NULL;
+        return mms_error_set(err, MMS_ERR_FORMAT, "%s: not a valid JSON object (error near byte %ld)", name, at);
+    }
+    out->path = mms_strdup(name);
+    if (!out->path) {
+        mms_json_free(out);
+        return mms_error_set(err, MMS_ERR_NOMEM, "out of memory");
+    }
+    return MMS_OK;
+}
+
 mms_status mms_json_load(const char *path, mms_json *out, mms_error *err) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -21,19 +44,9 @@ mms_status mms_json_load(const char *path, mms_json *out, mms_error *err) {
     if (!buf) { fclose(f); return mms_error_set(err, MMS_ERR_NOMEM, "out of memory"); }
     size_t got = fread(buf, 1, (size_t)n, f);
     fclose(f);
-    buf[got] = 0;
-    const char *end = NULL;
-    out->root = cJSON_ParseWithOpts(buf, &end, 1);
-    if (!out->root || !cJSON_IsObject(out->root)) {
-        long at = end ? (long)(end - buf) : -1;
-        mms_free(buf);
-        cJSON_Delete(out->root);
-        out->root = NULL;
-        return mms_error_set(err, MMS_ERR_FORMAT, "%s: not a valid JSON object (error near byte %ld)", path, at);
-    }
+    mms_status rc = mms_json_parse(buf, got, path, out, err);
     mms_free(buf);
-    out->path = mms_strdup(path);
-    return MMS_OK;
+    return rc;
 }
 
 void mms_json_free(mms_json *j) {
@@ -66,6 +79,14 @@ mms_status mms_json_int(const mms_json *j, const cJSON *obj, const char *what, c
         return bad(j, what, key, "an integer", err);
     *out = (int64_t)c->valuedouble;
     return MMS_OK;
+}
+
+mms_status mms_json_int_range(const mms_json *j, const cJSON *obj, const char *what, const char *key, int64_t dflt,
+                              int64_t lo, int64_t hi, int64_t *out, mms_error *err) {
+    mms_status rc = mms_json_int(j, obj, what, key, dflt, out, err);
+    if (rc != MMS_OK || (*out >= lo && *out <= hi)) return rc;
+    return mms_error_set(err, MMS_ERR_CONFIG, "%s: key '%s%s%s' = %lld is out of range (expected %lld .. %lld)", j->path,
+                         what ? what : "", what ? "." : "", key, (long long)*out, (long long)lo, (long long)hi);
 }
 
 mms_status mms_json_int_req(const mms_json *j, const cJSON *obj, const char *what, const char *key, int64_t *out,

@@ -1,5 +1,6 @@
 /* decoder.c -- loading a causal LM and running it over new tokens with a KV cache (decoder.h). */
 #include "decoder.h"
+#include "finite.h"
 #include "mapping.h"
 #include "t5.h"
 
@@ -473,7 +474,10 @@ mms_status mms_decoder_embed(const mms_decoder *d, const int64_t *ids, int64_t n
         return mms_error_set(err, MMS_ERR_UNSUPPORTED, "host embedding lookup needs the table on the CPU");
     mms_status rc = mms_mapset_check(&d->maps, err);
     if (rc == MMS_OK) rc = mms_op_embedding(mms_backend_cpu(), &d->embed_host, &ti, &to, err);
-    return rc == MMS_OK ? mms_mapset_check(&d->maps, err) : rc;
+    if (rc == MMS_OK) rc = mms_mapset_check(&d->maps, err);
+    if (rc == MMS_OK && mms_get_finite_mode() != MMS_FINITE_OFF)
+        rc = mms_check_finite_host(out, n * D, "the token embeddings", MMS_FINITE_HINT, err);
+    return rc;
 }
 
 /* RoPE frequencies for a call whose largest position is max_pos_in_call. */
@@ -656,5 +660,12 @@ mms_status mms_decoder_forward(mms_decoder_state *st, int64_t n_seqs, const int6
                                mms_error *err) {
     mms_status rc = mms_mapset_check(&st->d->maps, err);
     if (rc == MMS_OK) rc = forward(st, n_seqs, slots, n_new, ids, embeds, logits_all, logits, err);
-    return rc == MMS_OK ? mms_mapset_check(&st->d->maps, err) : rc;
+    if (rc == MMS_OK) rc = mms_mapset_check(&st->d->maps, err);
+    if (rc == MMS_OK && logits && mms_get_finite_mode() != MMS_FINITE_OFF) {
+        int64_t rows = n_seqs;
+        if (logits_all)
+            for (int64_t i = rows = 0; i < n_seqs; i++) rows += n_new[i];
+        rc = mms_check_finite_host(logits, rows * st->d->cfg.vocab, "the language model's logits", MMS_FINITE_HINT, err);
+    }
+    return rc;
 }

@@ -88,15 +88,15 @@ static mms_status parse_t5(const mms_json *j, const cJSON *o, const char *what, 
     int64_t d_model, d_kv, d_ff, layers, dec_layers, heads;
     double eps;
     const char *ffp;
-    TRY(mms_json_int(j, o, what, "vocab_size", 32128, &c->vocab, err));
-    TRY(mms_json_int(j, o, what, "d_model", 512, &d_model, err));
-    TRY(mms_json_int(j, o, what, "d_kv", 64, &d_kv, err));
-    TRY(mms_json_int(j, o, what, "d_ff", 2048, &d_ff, err));
-    TRY(mms_json_int(j, o, what, "num_layers", 6, &layers, err));
+    TRY(mms_json_int_range(j, o, what, "vocab_size", 32128, 1, MMS_CONFIG_MAX_VOCAB, &c->vocab, err));
+    TRY(mms_json_int_range(j, o, what, "d_model", 512, 1, MMS_CONFIG_MAX_DIM, &d_model, err));
+    TRY(mms_json_int_range(j, o, what, "d_kv", 64, 1, MMS_CONFIG_MAX_DIM, &d_kv, err));
+    TRY(mms_json_int_range(j, o, what, "d_ff", 2048, 1, MMS_CONFIG_MAX_DIM, &d_ff, err));
+    TRY(mms_json_int_range(j, o, what, "num_layers", 6, 1, MMS_CONFIG_MAX_LAYERS, &layers, err));
     dec_layers = layers;
     TRY(opt_int(j, o, what, "num_decoder_layers", &dec_layers, err));
     if (dec_layers < 0) dec_layers = layers;
-    TRY(mms_json_int(j, o, what, "num_heads", 8, &heads, err));
+    TRY(mms_json_int_range(j, o, what, "num_heads", 8, 1, MMS_CONFIG_MAX_DIM, &heads, err));
     TRY(mms_json_int(j, o, what, "relative_attention_num_buckets", 32, &c->rel_buckets, err));
     TRY(mms_json_int(j, o, what, "relative_attention_max_distance", 128, &c->rel_max_distance, err));
     TRY(mms_json_float(j, o, what, "layer_norm_epsilon", 1e-6, &eps, err));
@@ -159,12 +159,12 @@ mms_status mms_decoder_config_parse(const mms_json *j, const cJSON *o, const cha
     double eps;
     const char *act;
     const int opt = f->family == MMS_DEC_OPT;
-    TRY(mms_json_int(j, o, what, "vocab_size", f->vocab, &c->vocab, err));
-    TRY(mms_json_int(j, o, what, "hidden_size", f->hidden, &hidden, err));
-    TRY(mms_json_int(j, o, what, opt ? "ffn_dim" : "intermediate_size", f->ffn, &ffn, err));
-    TRY(mms_json_int(j, o, what, "num_hidden_layers", f->layers, &layers, err));
-    TRY(mms_json_int(j, o, what, "num_attention_heads", f->heads, &heads, err));
-    TRY(mms_json_int(j, o, what, "max_position_embeddings", f->max_pos, &c->max_pos, err));
+    TRY(mms_json_int_range(j, o, what, "vocab_size", f->vocab, 1, MMS_CONFIG_MAX_VOCAB, &c->vocab, err));
+    TRY(mms_json_int_range(j, o, what, "hidden_size", f->hidden, 1, MMS_CONFIG_MAX_DIM, &hidden, err));
+    TRY(mms_json_int_range(j, o, what, opt ? "ffn_dim" : "intermediate_size", f->ffn, 1, MMS_CONFIG_MAX_DIM, &ffn, err));
+    TRY(mms_json_int_range(j, o, what, "num_hidden_layers", f->layers, 1, MMS_CONFIG_MAX_LAYERS, &layers, err));
+    TRY(mms_json_int_range(j, o, what, "num_attention_heads", f->heads, 1, MMS_CONFIG_MAX_DIM, &heads, err));
+    TRY(mms_json_int_range(j, o, what, "max_position_embeddings", f->max_pos, 1, MMS_CONFIG_MAX_POSITIONS, &c->max_pos, err));
     TRY(mms_json_str(j, o, what, opt ? "activation_function" : "hidden_act", f->act, &act, err));
     if (heads <= 0 || hidden <= 0 || ffn <= 0 || layers <= 0 || layers > 1000 || c->vocab <= 0)
         return mms_error_set(err, MMS_ERR_CONFIG, "%s: hidden_size, intermediate size, layers, heads and vocab_size must be positive", j->path);
@@ -177,7 +177,7 @@ mms_status mms_decoder_config_parse(const mms_json *j, const cJSON *o, const cha
         if (hidden % heads) return mms_error_set(err, MMS_ERR_CONFIG, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld", j->path, (long long)hidden, (long long)heads);
         head_dim = hidden / heads;
     } else {
-        TRY(mms_json_int(j, o, what, "head_dim", hidden / heads, &head_dim, err));
+        TRY(mms_json_int_range(j, o, what, "head_dim", hidden / heads, 1, MMS_CONFIG_MAX_DIM, &head_dim, err));
     }
     if (kv <= 0 || heads % kv || head_dim <= 0 || head_dim % 2)
         return mms_error_set(err, MMS_ERR_CONFIG, "%s: %lld attention heads cannot share %lld key/value heads (head_dim %lld)",
@@ -239,7 +239,8 @@ mms_status mms_decoder_config_parse(const mms_json *j, const cJSON *o, const cha
     const cJSON *eos = o ? cJSON_GetObjectItemCaseSensitive(o, "eos_token_id") : NULL;
     if (eos && cJSON_IsArray(eos)) {
         const cJSON *e0 = cJSON_GetArrayItem(eos, 0);
-        c->eos_token_id = e0 && cJSON_IsNumber(e0) ? (int64_t)e0->valuedouble : -1;
+        /* (the range check: casting 1e67 to int64 is undefined behaviour) */
+        c->eos_token_id = e0 && cJSON_IsNumber(e0) && fabs(e0->valuedouble) <= 9e15 ? (int64_t)e0->valuedouble : -1;
     } else {
         TRY(opt_int(j, o, what, "eos_token_id", &c->eos_token_id, err));
     }

@@ -162,6 +162,13 @@ static void png_row_to_rgb(const mms_image_reader *r, const uint8_t *in, uint8_t
 
 /* Header, transforms and buffers. 0, or -1 with r->msg set, -2 when out of memory. */
 static int pngr_open(mms_image_reader *r, int probe_only) {
+    /* The IHDR size first: libpng's own message for 0 x 0 or > 2^31 is only "Invalid IHDR data". */
+    if (r->size >= 24 && memcmp(r->data + 12, "IHDR", 4) == 0) {
+        const uint8_t *d = r->data + 16;
+        long long w = ((long long)d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3];
+        long long h = ((long long)d[4] << 24) | (d[5] << 16) | (d[6] << 8) | d[7];
+        if (check_dims(w, h, r->msg, sizeof r->msg)) return -1;
+    }
     r->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, r, png_error_cb, png_warning_cb);
     r->info = r->png ? png_create_info_struct(r->png) : NULL;
     if (!r->png || !r->info) {
@@ -173,6 +180,14 @@ static int pngr_open(mms_image_reader *r, int probe_only) {
     png_structp png = r->png;
     png_infop info = r->info;
     png_set_read_fn(png, r, png_read_cb);
+#ifdef PNG_HANDLE_AS_UNKNOWN_SUPPORTED
+    /* Ancillary chunks change nothing in Pillow's RGB conversion (gamma, ICC, text are ignored),
+     * so they are skipped unread: libpng would otherwise allocate a text / ICC chunk's declared
+     * length up front (a 44-byte file declaring a 1.7 GB iTXt made it malloc 1.7 GB). */
+    static const png_byte skip[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0"
+                                   "sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0tRNS\0zTXt";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skip, (int)(sizeof skip / 5));
+#endif
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int depth = png_get_bit_depth(png, info), ct = png_get_color_type(png, info);

@@ -1,5 +1,6 @@
 /* llava.c -- LLaVA 1.5 / NeXT: config, loading, image features, NeXT packing (llava.h). */
 #include "llava.h"
+#include "finite.h"
 #include "mapping.h"
 
 #include <stdio.h>
@@ -32,7 +33,11 @@ static mms_status parse_config(const mms_json *j, mms_llava_config *c, mms_error
     const cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "vision_feature_layer");
     if (fl && !cJSON_IsNumber(fl))
         return mms_error_set(err, MMS_ERR_UNSUPPORTED, "%s: vision_feature_layer must be one integer (lists of layers are not supported)", j->path);
-    c->feature_layer = fl ? (int)fl->valuedouble : -2;
+    int64_t layer = -2; /* an integer a layer index can be (a float-to-int cast of 1e300 is UB) */
+    TRY(mms_json_int(j, root, NULL, "vision_feature_layer", -2, &layer, err));
+    if (layer < -1000 || layer > 1000)
+        return mms_error_set(err, MMS_ERR_CONFIG, "%s: vision_feature_layer %lld is out of range", j->path, (long long)layer);
+    c->feature_layer = (int)layer;
     TRY(mms_json_str(j, root, NULL, "vision_feature_select_strategy", "default", &strategy, err));
     if (strcmp(strategy, "default") != 0 && strcmp(strategy, "full") != 0)
         return mms_error_set(err, MMS_ERR_CONFIG, "%s: vision_feature_select_strategy '%s' (expected 'default' or 'full')", j->path, strategy);
@@ -54,7 +59,7 @@ static mms_status parse_config(const mms_json *j, mms_llava_config *c, mms_error
             cJSON_ArrayForEach(e, pp) {
                 const cJSON *h = cJSON_GetArrayItem(e, 0), *w = cJSON_GetArrayItem(e, 1);
                 if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 || !cJSON_IsNumber(h) || !cJSON_IsNumber(w) ||
-                    h->valuedouble < 1 || w->valuedouble < 1)
+                    !(h->valuedouble >= 1 && h->valuedouble <= 1 << 20) || !(w->valuedouble >= 1 && w->valuedouble <= 1 << 20))
                     return mms_error_set(err, MMS_ERR_CONFIG, "%s: image_grid_pinpoints entries must be [height, width] positive integers", j->path);
                 c->pinpoints[c->n_pinpoints][0] = (int64_t)h->valuedouble;
                 c->pinpoints[c->n_pinpoints][1] = (int64_t)w->valuedouble;
@@ -173,6 +178,7 @@ mms_status mms_llava_load_ex(const char *dir, mms_dtype dtype, mms_backend *be, 
     *out = m;
     return MMS_OK;
 fail:
+    mms_error_in_file(err, dir);
     mms_weights_close(w);
     mms_json_free(&j);
     mms_llava_free(m);
@@ -230,7 +236,10 @@ mms_status mms_llava_image_features(const mms_llava *m, const mms_tensor *px, fl
     if (h) be->vt->free(be, h);
     if (dv && dv != projected) be->vt->free(be, dv);
     if (full != layer_full) mms_free(full);
-    return rc == MMS_OK ? mms_mapset_check(&m->maps, err) : rc; /* the tower checked before it ran */
+    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err); /* the tower checked before it ran */
+    if (rc == MMS_OK && projected && mms_get_finite_mode() != MMS_FINITE_OFF)
+        rc = mms_check_finite_host(projected, N * n * Dt, "LLaVA's projected image features", MMS_FINITE_HINT, err);
+    return rc;
 }
 
 mms_status mms_llava_pack_next(const mms_llava *m, const float *projected, int64_t gh, int64_t gw, int64_t row0,

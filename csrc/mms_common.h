@@ -24,6 +24,7 @@ typedef enum mms_status {
     MMS_ERR_CONFIG = 6,      /* missing or invalid key in a model config            */
     MMS_ERR_INTERNAL = 7,    /* backend failure (oneDNN, cuBLAS); a bug if seen     */
     MMS_ERR_NOT_FOUND = 8,   /* missing file / tensor name                          */
+    MMS_ERR_NONFINITE = 9,   /* NaN / Inf in an activation or output (finite.h)      */
 } mms_status;
 
 /* Error slot filled by failing calls. msg is NUL-terminated. */
@@ -45,6 +46,10 @@ mms_status mms_error_prefix(mms_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* Prefix err's message with "path: " unless it already names path: loaders call it on failure, so
+ * an error raised deep inside (a tensor's shape, a missing tensor) names the checkpoint. */
+mms_status mms_error_in_file(mms_error *err, const char *path);
 
 /* ---- allocator: every heap buffer of the library goes through these ----------
  * 64-byte aligned; statistics are process wide and thread safe.

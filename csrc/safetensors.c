@@ -152,17 +152,23 @@ static mms_status parse_file(mms_weights *w, int fi, mms_error *err) {
         }
         int64_t ne[MMS_MAX_DIMS];
         uint64_t numel = 1;
-        int ok = 1;
+        int ok = 1, huge = 0;
         int d = 0;
         for (cJSON *s = js->child; s; s = s->next, d++) {
             uint64_t v;
-            if (!json_uint(s, &v) || v > ((uint64_t)1 << 48)) { ok = 0; break; }
+            if (!json_uint(s, &v)) {
+                if (cJSON_IsNumber(s) && s->valuedouble > 9007199254740992.0) huge = 1; /* past 2^53 */
+                else ok = 0;
+                break;
+            }
+            /* no file holds 2^48 elements: refusing here keeps every size product below overflow */
+            if (v > ((uint64_t)1 << 48) || (v && numel > ((uint64_t)1 << 48) / v)) { huge = 1; break; }
             ne[d] = (int64_t)v;
-            if (v && numel > UINT64_MAX / v) { ok = 0; break; }
             numel *= v;
         }
-        if (!ok) {
-            rc = mms_error_set(err, MMS_ERR_FORMAT, "%s: tensor '%s': shape must be non-negative integers", path, name);
+        if (!ok || huge) {
+            rc = mms_error_set(err, MMS_ERR_FORMAT, huge ? "%s: tensor '%s': shape declares more than 2^48 elements"
+                                                         : "%s: tensor '%s': shape must be non-negative integers", path, name);
             break;
         }
         uint64_t b0, b1;
@@ -307,7 +313,8 @@ static mms_status open_index(mms_weights *w, const char *index_path, mms_error *
         mms_free(p);
     }
     if (rc != MMS_OK) goto done;
-    qsort(w->entries, (size_t)w->n_entries, sizeof(entry), cmp_entry_name);
+    /* entries is still NULL after an empty weight_map, and qsort must not get NULL */
+    if (w->n_entries) qsort(w->entries, (size_t)w->n_entries, sizeof(entry), cmp_entry_name);
     for (cJSON *it = map->child; it; it = it->next) {
         entry key = {.name = it->string};
         entry *e = bsearch(&key, w->entries, (size_t)w->n_entries, sizeof(entry), cmp_entry_name);
@@ -438,6 +445,7 @@ int64_t mms_weights_bytes(const mms_weights *w) { return w->bytes; }
 
 static const entry *find_exact(const mms_weights *w, const char *name) {
     entry key = {.name = (char *)name};
+    if (w->n_entries == 0) return NULL; /* entries may be NULL, which bsearch must not get */
     return bsearch(&key, w->entries, (size_t)w->n_entries, sizeof(entry), cmp_entry_name);
 }
 
@@ -451,6 +459,11 @@ static const entry *find_entry(const mms_weights *w, const char *name) {
         }
     }
     return find_exact(w, name);
+}
+
+const char *mms_weights_stored_name(const mms_weights *w, const char *name) {
+    const entry *e = find_entry(w, name);
+    return e ? e->name : NULL;
 }
 
 mms_status mms_weights_set_renames(mms_weights *w, const char *const *pairs, int n, mms_error *err) {

@@ -40,6 +40,9 @@ const char *mms_weights_name(const mms_weights *w, int i);   /* sorted by name *
 /* The file holding tensor i (for error messages). */
 const char *mms_weights_file_of(const mms_weights *w, int i);
 
+/* The name tensor `name` is stored under (after renames; valid while w is open), or NULL. */
+const char *mms_weights_stored_name(const mms_weights *w, const char *name);
+
 /* Borrowed view of tensor `name` (no reference taken; valid while w is open), or NULL. */
 const mms_tensor *mms_weights_find(const mms_weights *w, const char *name);
 

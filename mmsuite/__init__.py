@@ -1,6 +1,8 @@
 """mmsuite: multimodal models from Hugging Face checkpoints on a C core."""
 from ._native import _C
-from .errors import ConfigError, FormatError, MMSError, ModelNotFoundError, UnsupportedError
+import os as _os
+
+from .errors import ConfigError, FormatError, MMSError, ModelNotFoundError, NonFiniteError, UnsupportedError
 
 __version__ = "0.1.0"
 
@@ -12,6 +14,23 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return _C.get_num_threads()
+
+
+def set_check_finite(mode: str) -> None:
+    """NaN / Inf guards, process-wide: 'outputs' (default) scans what every model call returns
+    (embeddings, logits, image features) and raises NonFiniteError naming the output; 'layers'
+    (a debug mode, slower) also scans every transformer block's output, so the error names the
+    first layer that produced the NaN / Inf; 'off' disables both. The MMSUITE_CHECK_FINITE
+    environment variable sets it at import."""
+    _C.set_check_finite(mode)
+
+
+def get_check_finite() -> str:
+    return _C.get_check_finite()
+
+
+if _os.environ.get("MMSUITE_CHECK_FINITE"):
+    set_check_finite(_os.environ["MMSUITE_CHECK_FINITE"])
 
 
 from .models import CLIP, SigLIP, load  # noqa: E402
@@ -26,4 +45,5 @@ except ImportError:  # pragma: no cover
     pass
 
 __all__ = ["MultimodalSuite", "MultimodalBenchmark", "CLIP", "SigLIP", "Llava", "Blip2", "CausalLM", "load", "load_tokenizer", "set_num_threads", "get_num_threads",
+           "set_check_finite", "get_check_finite", "NonFiniteError",
            "MMSError", "FormatError", "ConfigError", "UnsupportedError", "ModelNotFoundError"]

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._native import _C
 from .generation import GenerationConfig, Generator
+from .models import token_id_list
 
 __all__ = ["Blip2"]
 
@@ -111,6 +112,11 @@ class Blip2:
     def loaded(self):
         return self._h is not None
 
+    def stop(self):
+        """Ask the generations running on this model (any thread) to stop: each raises
+        KeyboardInterrupt before its next decoding step. Later calls run normally."""
+        self._gen.stop()
+
     @property
     def tokenizer(self):
         if self._tokenizer is None:
@@ -180,7 +186,7 @@ class Blip2:
                 bos = self.info["bos_token_id"]
                 return [int(bos)] if bos >= 0 else []
             return [int(t) for t in self.tokenizer.encode(prompt)]
-        return [int(t) for t in prompt]
+        return token_id_list(prompt, "prompt")
 
     def build_inputs(self, prompt, feats):
         """(ids, embeddings) of the language model input for one prompt (text without image
@@ -230,7 +236,7 @@ class Blip2:
             feats = self.encode_images([images] if _is_single_image(images) else images)[0]
         else:
             raise ValueError("forward: pass pixel_values or images")
-        ids = np.asarray(input_ids, dtype=np.int64).reshape(-1)
+        ids = np.asarray(token_id_list(np.asarray(input_ids).reshape(-1), "input_ids"), dtype=np.int64)
         ids, emb = self.build_inputs(ids, feats)
         h = self._handle()
         if not self.encoder_decoder:
@@ -257,6 +263,8 @@ class Blip2:
         imgs = [images] if single else list(images)
         if not imgs:
             raise ValueError("generate: no images")
+        if isinstance(prompt, (bytes, bytearray, memoryview)):
+            raise TypeError(f"prompt: expected a str, one str per image or token id lists, got {type(prompt).__name__}")
         if prompt is None or isinstance(prompt, str):
             prompts = [prompt] * len(imgs)
         else:

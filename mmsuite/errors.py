@@ -19,3 +19,8 @@ class UnsupportedError(MMSError, NotImplementedError):
 
 class ModelNotFoundError(MMSError, FileNotFoundError):
     """A model path or hub id could not be resolved locally."""
+
+
+class NonFiniteError(MMSError, FloatingPointError):
+    """NaN or Inf in a model output or (in the 'layers' check mode) a layer's activations;
+    the message names the output or layer (see mmsuite.set_check_finite)."""

@@ -10,6 +10,8 @@ each unfinished sequence, until an EOS id, a stop string or ``max_new_tokens``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 import threading
 from typing import Iterator, List, Optional, Sequence
 
@@ -18,6 +20,10 @@ import numpy as np
 from ._native import _C
 
 __all__ = ["GenerationConfig", "GenerationOutput", "Generator", "TextStreamer"]
+
+
+# Beam search keeps two banks of num_beams KV slots; a decoder state holds at most 4096.
+MAX_BEAMS = 2048
 
 
 @dataclasses.dataclass
@@ -43,26 +49,41 @@ class GenerationConfig:
 
     def resolved(self):
         c = dataclasses.replace(self)
-        if c.max_new_tokens is None or int(c.max_new_tokens) < 0:
+        for name in ("max_new_tokens", "min_new_tokens", "num_beams", "top_k", "seed"):
+            v = getattr(c, name)
+            try:  # an int, not a float or str that int() would quietly truncate or parse
+                setattr(c, name, operator.index(v))
+            except TypeError:
+                raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}") from None
+        for name in ("temperature", "top_p", "repetition_penalty", "length_penalty"):
+            v = getattr(c, name)
+            if v is None and name == "temperature":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+            if not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v}")
+        if c.max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {c.max_new_tokens!r}")
-        c.max_new_tokens = int(c.max_new_tokens)
-        if c.min_new_tokens is None or int(c.min_new_tokens) < 0:
+        if c.min_new_tokens < 0:
             raise ValueError(f"min_new_tokens must be >= 0, got {c.min_new_tokens!r}")
-        c.min_new_tokens = int(c.min_new_tokens)
         if c.temperature is not None and c.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {c.temperature}")
+        if c.do_sample and c.temperature is not None and c.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 when sampling (do_sample=True), got {c.temperature}; "
+                             "use do_sample=False for greedy decoding")
         if c.do_sample is None:
             c.do_sample = bool(c.temperature) and c.temperature > 0
         if c.temperature in (None, 0):
             c.temperature = 1.0
         if not 0 < c.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {c.top_p}")
-        if c.top_k is None or c.top_k < 0:
+        if c.top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {c.top_k}")
         if not c.repetition_penalty > 0:
             raise ValueError(f"repetition_penalty must be > 0, got {c.repetition_penalty}")
-        if int(c.num_beams) < 1:
-            raise ValueError(f"num_beams must be >= 1, got {c.num_beams}")
+        if not 1 <= c.num_beams <= MAX_BEAMS:
+            raise ValueError(f"num_beams must be in [1, {MAX_BEAMS}], got {c.num_beams}")
         if c.num_beams > 1 and c.do_sample:
             raise ValueError("beam search with sampling is not supported: use num_beams=1 or do_sample=False")
         if c.eos_token_id is not None and not isinstance(c.eos_token_id, (list, tuple)):
@@ -127,18 +148,34 @@ class Generator:
         self.kv_dtype = kv_dtype
         self.context_length = int(context_length)
         self.max_step_tokens = int(max_step_tokens)
+        # stop() bumps the epoch: a run aborts when the epoch moved since it started, so a call
+        # starting on another thread cannot swallow the stop. `abort` (an Event) is the older
+        # switch, still honoured; the models clear it when a call starts.
         self.abort = threading.Event()
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()
+
+    def stop(self):
+        """Make every generation running on this handle raise KeyboardInterrupt before its next
+        step (its KV state is freed with it); calls started afterwards are not affected."""
+        with self._epoch_lock:
+            self._epoch += 1
+        self.abort.set()
+
+    def _check_abort(self, epoch):
+        if self._epoch != epoch or self.abort.is_set():
+            raise KeyboardInterrupt("generation aborted")
 
     # -- helpers ---------------------------------------------------------------------------
-    def _state(self, n_slots, n_ctx):
-        return _C.lm_state_new(self.h, n_slots, n_ctx, self.kv_dtype, self.max_step_tokens, enc_ctx=self._enc_ctx)
-
-    _enc_ctx = 0
+    def _state(self, n_slots, n_ctx, enc_ctx=0):
+        return _C.lm_state_new(self.h, n_slots, n_ctx, self.kv_dtype, self.max_step_tokens, enc_ctx=enc_ctx)
 
     def _check_prompts(self, prompts, cfg):
+        """(prompt lengths, KV context per slot, encoder rows per slot) of one call; per call,
+        never stored on self: concurrent calls share this Generator."""
         lens = []
         enc = [len(p[2]) for p in prompts if len(p) > 2 and p[2] is not None]
-        self._enc_ctx = max(enc) if enc else 0
+        enc_ctx = max(enc) if enc else 0
         for i, p in enumerate(prompts):
             ids, emb = p[0], p[1]
             n = len(ids)
@@ -151,7 +188,7 @@ class Generator:
                                  f"tokens (raise context_length when loading, if the model allows)")
             lens.append(n)
         n_ctx = min(max(lens) + cfg.max_new_tokens, self.context_length)
-        return lens, n_ctx
+        return lens, n_ctx, enc_ctx
 
     def _prefill(self, st, prompts, slots):
         """Prefill all prompts in one packed step; returns each prompt's last-row logits."""
@@ -230,7 +267,8 @@ class Generator:
 
     def _run(self, prompts, cfg, tokenizer):
         """Yields ("token", i, id) per new token and finally ("done", seqs, reasons)."""
-        lens, n_ctx = self._check_prompts(prompts, cfg)
+        epoch = self._epoch
+        lens, n_ctx, enc_ctx = self._check_prompts(prompts, cfg)
         B = len(prompts)
         eos = set(cfg.eos_token_id if cfg.eos_token_id is not None else self.default_eos)
         seqs = [[] for _ in range(B)]
@@ -238,7 +276,7 @@ class Generator:
         if cfg.max_new_tokens == 0:
             yield ("done", seqs, reasons)
             return
-        st = self._state(B, n_ctx)
+        st = self._state(B, n_ctx, enc_ctx)
         rng = _C.rng_new(int(cfg.seed))
         histories = [list(map(int, p[0])) for p in prompts]
         logits = self._prefill(st, prompts, list(range(B)))
@@ -247,8 +285,7 @@ class Generator:
         streamers = [TextStreamer(tokenizer) for _ in range(B)] if (cfg.stop_strings and tokenizer) else None
         step = 0
         while active:
-            if self.abort.is_set():
-                raise KeyboardInterrupt("generation aborted")
+            self._check_abort(epoch)
             if cfg.min_new_tokens:
                 logits = _suppress_eos(logits, [k for k, i in enumerate(active) if len(seqs[i]) < cfg.min_new_tokens], eos)
             ids = self._sample(logits, [histories[i] for i in active], rng, cfg)
@@ -285,9 +322,10 @@ class Generator:
         among the top num_beams becomes a finished hypothesis scored sum_logprobs /
         generated_len ** length_penalty; stop when no live beam can beat the worst kept one."""
         nb = int(cfg.num_beams)
-        lens, n_ctx = self._check_prompts([prompt], cfg)
+        epoch = self._epoch
+        lens, n_ctx, enc_ctx = self._check_prompts([prompt], cfg)
         eos = set(cfg.eos_token_id if cfg.eos_token_id is not None else self.default_eos)
-        st = self._state(2 * nb, n_ctx)  # two banks of nb slots: beams are copied, not moved
+        st = self._state(2 * nb, n_ctx, enc_ctx)  # two banks of nb slots: beams are copied, not moved
         logits = self._prefill(st, [prompt], [0])
         for b in range(1, nb):
             _C.lm_state_op(st, "copy", 0, b)
@@ -299,8 +337,7 @@ class Generator:
         hyps = []  # (score, ids)
         bank = 0
         for cur in range(cfg.max_new_tokens):
-            if self.abort.is_set():
-                raise KeyboardInterrupt("generation aborted")
+            self._check_abort(epoch)
             lg = logits.astype(np.float64)
             if cur < cfg.min_new_tokens:
                 lg[:, [e for e in eos if 0 <= e < self.V]] = -np.inf

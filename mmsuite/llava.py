@@ -25,6 +25,7 @@ from ._native import _C
 from .errors import ConfigError
 from .generation import GenerationConfig, GenerationOutput, Generator
 from .hub import resolve_model_path
+from .models import token_id_list
 
 __all__ = ["CausalLM", "Llava", "load_language_model"]
 
@@ -131,18 +132,24 @@ class CausalLM:
         return self._h is not None
 
     def stop(self):
-        """Ask running generations of this model to stop (they raise KeyboardInterrupt)."""
-        self._gen.abort.set()
+        """Ask the generations running on this model (any thread) to stop: each raises
+        KeyboardInterrupt before its next decoding step. Later calls run normally."""
+        self._gen.stop()
 
     # -- forward / generate -----------------------------------------------------------------
     def forward(self, input_ids=None, inputs_embeds=None):
         """Teacher-forced logits (L, V) float32 for one sequence of ids (or embeddings)."""
         self._handle()
-        st = _C.lm_state_new(self._h, 1, max(1, len(input_ids if input_ids is not None else inputs_embeds)),
-                             self.kv_dtype, 512)
         if input_ids is not None:
-            ids = np.ascontiguousarray(input_ids, dtype=np.int64).reshape(-1)
+            ids = np.asarray(input_ids)
+            if ids.size == 0:
+                raise ValueError(f"input_ids: empty (shape {ids.shape}), no tokens to run")
+            if ids.ndim == 2 and ids.shape[0] == 1:  # (1, L), as a processor returns it
+                ids = ids[0]
+            ids = np.asarray(token_id_list(ids, "input_ids", self.info["vocab_size"]), dtype=np.int64)
+            st = _C.lm_state_new(self._h, 1, len(ids), self.kv_dtype, 512)
             return _C.lm_forward(st, np.array([0]), np.array([len(ids)]), ids=ids, logits_all=True)
+        st = _C.lm_state_new(self._h, 1, max(1, len(inputs_embeds)), self.kv_dtype, 512)
         emb = np.ascontiguousarray(inputs_embeds, dtype=np.float32)
         return _C.lm_forward(st, np.array([0]), np.array([len(emb)]), embeds=emb, logits_all=True)
 
@@ -151,7 +158,7 @@ class CausalLM:
     def _encode(self, prompt):
         if isinstance(prompt, str):
             return list(self.tokenizer.encode(prompt))
-        return [int(t) for t in prompt]
+        return token_id_list(prompt, "prompt", self.info["vocab_size"])
 
     def generate(self, prompts, stream=False, **gen):
         """prompts: a str, a list of ids, or a list of them (batched). Returns the new text (or a
@@ -180,7 +187,9 @@ class CausalLM:
         cfg = _gen_config(self.generation_config, **gen)
         self._handle()
         self._gen.abort.clear()
-        return self._gen.generate([([int(t) for t in p], None) for p in prompts], cfg, self._tokenizer)
+        V = self.info["vocab_size"]
+        return self._gen.generate([(token_id_list(p, f"prompts[{i}]", V), None) for i, p in enumerate(prompts)], cfg,
+                                  self._tokenizer)
 
 
 class Llava(CausalLM):
@@ -298,7 +307,7 @@ class Llava(CausalLM):
         if isinstance(text_or_ids, str):
             ids = list(self.tokenizer.encode(text_or_ids))
         else:
-            ids = [int(t) for t in text_or_ids]
+            ids = token_id_list(text_or_ids, "prompt")
         n_placeholders = sum(1 for t in ids if t == self.image_token_id)
         feats = self.encode_images(images) if images else []
         if n_placeholders == len(feats) and feats:
@@ -335,7 +344,7 @@ class Llava(CausalLM):
         (as HF's processor emits them), with pixel_values (+ image_sizes for NeXT) or images."""
         if inputs_embeds is not None:
             return super().forward(inputs_embeds=inputs_embeds)
-        ids = np.asarray(input_ids, dtype=np.int64).reshape(-1)
+        ids = np.asarray(token_id_list(np.asarray(input_ids).reshape(-1), "input_ids"), dtype=np.int64)
         if pixel_values is not None:
             feats = self.image_features(pixel_values, image_sizes)
         elif images is not None:
@@ -411,7 +420,7 @@ def load_language_model(path, dtype="float32", context_length=None, kv_dtype=Non
     cfg_path = os.path.join(local, "config.json")
     if not os.path.isfile(cfg_path):
         raise FileNotFoundError(f"{local}: no config.json (is this a checkpoint directory?)")
-    model_type = _read_json(cfg_path).get("model_type")
+    model_type = read_json(cfg_path, object_only=True).get("model_type")
     kvd = _DTYPES[kv_dtype] if kv_dtype else None
     if model_type in ("llava", "llava_next"):
         return Llava(_C.llava_load(local, dtype, device, bool(mmap)), local, dtype, context_length, tokenizer, kvd, device=device)

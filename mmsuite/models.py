@@ -4,6 +4,7 @@
 `CLIP` or `SigLIP`. Outputs are dicts of NumPy arrays that wrap C buffers (no copies), keyed
 like the conformance fixtures (`image_embeds`, `vision_last_hidden_state`, ...)."""
 import json
+import operator
 import os
 import threading
 
@@ -17,7 +18,8 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
 
 
 def _as_array(x, dtype, name, ndim):
-    """Zero-copy when x already has dtype and is C-contiguous; otherwise one conversion."""
+    """Zero-copy when x already has dtype and is C-contiguous; otherwise one conversion (any
+    strides, other integer / float widths: same result as the contiguous array of dtype)."""
     if x is None:
         raise ValueError(f"{name} is required")
     a = np.asarray(x)
@@ -27,11 +29,41 @@ def _as_array(x, dtype, name, ndim):
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {a.shape}")
     if a.size == 0:
         raise ValueError(f"{name}: empty batch (shape {a.shape})")
-    if dtype == np.int64 and not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{name}: expected integer token ids, got {a.dtype}")
+    if dtype == np.int64:
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name}: expected integer token ids, got {a.dtype}")
+        if a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name}: id {a.max()} does not fit in int64 (outside any vocabulary)")
+    elif not np.issubdtype(a.dtype, np.floating):  # uint8 / bool / complex here are a mistake, not pixels
+        raise ValueError(f"{name}: expected floating-point preprocessed pixels, got {a.dtype} (pass raw images "
+                         "with images=[...])")
     if a.dtype != dtype or not a.flags.c_contiguous:
         a = np.ascontiguousarray(a, dtype=dtype)
     return a
+
+
+def token_id_list(x, name, vocab=None):
+    """A prompt's token ids as a list of int: a sequence of Python / NumPy integers, or a 1-D
+    integer array. Floats, strings and bytes are refused (TypeError naming `name`), never
+    truncated or reinterpreted; with `vocab`, ids outside [0, vocab) are refused (ValueError)."""
+    if isinstance(x, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"{name}: expected a str prompt or a sequence of int token ids, got {type(x).__name__}")
+    if isinstance(x, np.ndarray):
+        if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
+            raise TypeError(f"{name}: expected a 1-D integer array of token ids, got {x.dtype} shape {x.shape}")
+        out = [int(t) for t in x]
+    else:
+        out = []
+        for i, t in enumerate(x):
+            try:
+                out.append(operator.index(t))
+            except TypeError:
+                raise TypeError(f"{name}: token id at position {i} must be an int, got {type(t).__name__} {t!r}") from None
+    if vocab is not None:
+        for i, t in enumerate(out):
+            if not 0 <= t < vocab:
+                raise ValueError(f"{name}: token id {t} at position {i} is outside the vocabulary [0, {vocab})")
+    return out
 
 
 class ContrastiveModel:
@@ -193,11 +225,14 @@ def load(path, device="cpu", dtype="float32", **lm_kwargs):
     if os.path.isfile(cfg_path):
         try:
             with open(cfg_path, encoding="utf-8") as f:
-                model_type = json.load(f).get("model_type")
+                cfg = json.load(f)
         except ValueError as e:
             raise FormatError(f"{cfg_path}: not valid JSON: {e}") from None
         except OSError as e:
             raise ConfigError(f"{cfg_path}: cannot read config: {e}") from None
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{cfg_path}: expected a JSON object, got a {type(cfg).__name__}")
+        model_type = cfg.get("model_type")
     else:
         model_type = "clip"  # open_clip_config.json (checked in C)
     if model_type == "blip-2":

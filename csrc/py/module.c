@@ -1,7 +1,10 @@
 /* module.c -- the mmsuite._C extension module: init, exceptions, global settings. */
 #include "py_common.h"
 
+#include <string.h>
+
 #include "../backend.h"
+#include "../finite.h"
 
 /* Weak defaults so the module links while a binding file is absent; each csrc/py file
  * defines the strong symbol. */
@@ -16,7 +19,7 @@ __attribute__((weak)) int mms_py_init_blip2(PyObject *m) { (void)m; return 0; }
 __attribute__((weak)) int mms_py_init_tokenizer_t5(PyObject *m) { (void)m; return 0; }
 int mms_py_init_ops(PyObject *m);
 
-static PyObject *g_format_error, *g_config_error, *g_unsupported_error;
+static PyObject *g_format_error, *g_config_error, *g_unsupported_error, *g_nonfinite_error;
 
 int mms_py_parse_dtype(const char *s, mms_dtype *dt) {
     if (!strcmp(s, "float32") || !strcmp(s, "fp32") || !strcmp(s, "f32")) { *dt = MMS_DTYPE_F32; return 0; }
@@ -49,6 +52,7 @@ PyObject *mms_py_raise(const mms_error *err) {
     case MMS_ERR_UNSUPPORTED:
         type = g_unsupported_error ? g_unsupported_error : PyExc_NotImplementedError;
         break;
+    case MMS_ERR_NONFINITE: type = g_nonfinite_error ? g_nonfinite_error : PyExc_FloatingPointError; break;
     default: break;
     }
     PyErr_SetString(type, err->msg[0] ? err->msg : "mmsuite: unknown error");
@@ -70,7 +74,12 @@ int64_t *mms_py_ids_from_seq(PyObject *obj, const char *what, Py_ssize_t *n_out)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v = PyNumber_Index(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *v = PyNumber_Index(item);
+        if (!v && PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Format(PyExc_TypeError, "%s: id at position %zd must be an int, not %.100s", what, i,
+                         Py_TYPE(item)->tp_name);
+        }
         int overflow = 0;
         long long x = v ? PyLong_AsLongLongAndOverflow(v, &overflow) : -1;
         Py_XDECREF(v);
@@ -131,7 +140,29 @@ static PyObject *py_trim_memory(PyObject *self, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+static const char *const k_finite_modes[] = {"off", "outputs", "layers"};
+
+static PyObject *py_set_check_finite(PyObject *self, PyObject *arg) {
+    (void)self;
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, k_finite_modes[i])) {
+            mms_set_finite_mode((mms_finite_mode)i);
+            Py_RETURN_NONE;
+        }
+    if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "check_finite: expected 'off', 'outputs' or 'layers', got %R", arg);
+    return NULL;
+}
+
+static PyObject *py_get_check_finite(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    return PyUnicode_FromString(k_finite_modes[mms_get_finite_mode()]);
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_check_finite", py_set_check_finite, METH_O, "set_check_finite('off'|'outputs'|'layers'): NaN/Inf guards (finite.h)"},
+    {"get_check_finite", py_get_check_finite, METH_NOARGS, "the NaN/Inf guard mode"},
     {"trim_memory", py_trim_memory, METH_NOARGS, "Free cached activation buffers (they are reused across calls)."},
     {"set_num_threads", py_set_num_threads, METH_O, "Set the number of compute threads (0 = all cores)."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Number of compute threads in use."},
@@ -150,8 +181,9 @@ PyMODINIT_FUNC PyInit__C(void) {
     g_format_error = PyObject_GetAttrString(errors, "FormatError");
     g_config_error = PyObject_GetAttrString(errors, "ConfigError");
     g_unsupported_error = PyObject_GetAttrString(errors, "UnsupportedError");
+    g_nonfinite_error = PyObject_GetAttrString(errors, "NonFiniteError");
     Py_DECREF(errors);
-    if (!g_format_error || !g_config_error || !g_unsupported_error) return NULL;
+    if (!g_format_error || !g_config_error || !g_unsupported_error || !g_nonfinite_error) return NULL;
 
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;

@@ -160,6 +160,11 @@ static PyObject *py_resize_image(PyObject *self, PyObject *args, PyObject *kwarg
                      MMS_IMAGE_MAX_SIDE, width, height);
         return NULL;
     }
+    if ((int64_t)width * height > MMS_IMAGE_MAX_PIXELS) { /* refused before the output is allocated */
+        PyErr_Format(PyExc_ValueError, "resize_image: %dx%d exceeds the limit of %lld pixels", width, height,
+                     (long long)MMS_IMAGE_MAX_PIXELS);
+        return NULL;
+    }
     if (resample < 0 || resample > MMS_RESAMPLE_HAMMING) {
         PyErr_Format(PyExc_ValueError, "resize_image: resample must be a PIL filter number 0..5, got %d",
                      resample);

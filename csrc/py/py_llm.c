@@ -95,6 +95,7 @@ static mms_status load_lm(const char *dir, mms_dtype dt, mms_backend *be, int wf
     rc = mms_decoder_config_parse(&j, j.root, NULL, &cfg, err);
     if (rc == MMS_OK) rc = mms_weights_open_ex(dir, NULL, wflags, &w, err);
     if (rc == MMS_OK) rc = mms_decoder_load(w, &cfg, dt, be, out, err);
+    if (rc != MMS_OK) mms_error_in_file(err, dir);
     mms_weights_close(w);
     mms_json_free(&j);
     return rc;

@@ -20,6 +20,32 @@ static int utf8_of(PyObject *o, int allow_bytes, const char **data, Py_ssize_t *
     return 1;
 }
 
+/* A str holding a lone surrogate has no UTF-8 (transformers refuses it too): the
+ * UnicodeEncodeError stays, its reason naming the argument. Returns -1. */
+static int encode_error(PyObject *o, const char *what) {
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+    PyObject *type, *value, *tb;
+    Py_ssize_t start = 0, end = 1;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && (PyUnicodeEncodeError_GetStart(value, &start) < 0 || PyUnicodeEncodeError_GetEnd(value, &end) < 0)) {
+        PyErr_Clear();
+        start = 0;
+        end = 1;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    char reason[160];
+    snprintf(reason, sizeof reason, "%s holds a lone surrogate (not valid Unicode text)", what);
+    PyObject *exc = PyObject_CallFunction(PyExc_UnicodeEncodeError, "sOnns", "utf-8", o, start, end, reason);
+    if (exc) {
+        PyErr_SetObject(PyExc_UnicodeEncodeError, exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
 static int type_error(PyObject *o, const char *what, int allow_bytes) {
     PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100s", what, allow_bytes ? "str or bytes" : "str",
                  Py_TYPE(o)->tp_name);
@@ -28,7 +54,7 @@ static int type_error(PyObject *o, const char *what, int allow_bytes) {
 
 int mms_py_text_utf8(PyObject *o, const char *what, int allow_bytes, const char **data, Py_ssize_t *len) {
     int r = utf8_of(o, allow_bytes, data, len);
-    return r == 1 ? type_error(o, what, allow_bytes) : r;
+    return r == 1 ? type_error(o, what, allow_bytes) : r < 0 ? encode_error(o, what) : 0;
 }
 
 /* ==== encode_batch ========================================================================== */
@@ -72,12 +98,11 @@ static int batch_texts(mms_py_batch *b, int allow_bytes) {
         PyObject *t = PyTuple_GET_ITEM(b->texts, i);
         Py_ssize_t l;
         int r = utf8_of(t, allow_bytes, &b->ptrs[i], &l);
-        if (r == 1) {
+        if (r != 0) {
             char what[64];
             snprintf(what, sizeof what, "encode_batch: texts[%zd]", i);
-            return type_error(t, what, allow_bytes);
+            return r == 1 ? type_error(t, what, allow_bytes) : encode_error(t, what);
         }
-        if (r < 0) return -1;
         b->lens[i] = (size_t)l;
     }
     return 0;
