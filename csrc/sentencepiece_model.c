@@ -508,6 +508,21 @@ static mms_status build(const spec_piece *pieces, size_t n, const spec_trainer *
     }
     int32_t dup = -1;
     st = trie_build(t, &dup, err, name);
+    if (st == MMS_OK && t->model_type == MMS_SP_MODEL_TYPE_BPE) {
+        /* the library's BPE model keeps all pieces in one map: a control / unk / byte piece may
+         * not repeat a normal one either (unigram keeps two maps and allows it) */
+        for (int32_t id = 0; id < t->n_pieces; id++) {
+            int ty = t->type[id];
+            if (ty != MMS_SP_PIECE_TYPE_CONTROL && ty != MMS_SP_PIECE_TYPE_UNKNOWN && ty != MMS_SP_PIECE_TYPE_BYTE)
+                continue;
+            int32_t node = 0;
+            for (int32_t j = 0; j < t->len[id] && node >= 0; j++)
+                node = sp_trie_child(&t->trie, node, (uint8_t)t->pool[t->off[id] + j]);
+            int32_t other = node >= 0 ? t->trie.piece[node] : -1, later = other > id ? other : id;
+            if (other >= 0 && (dup < 0 || later < dup)) dup = later;
+        }
+        if (dup >= 0) st = MMS_ERR_FORMAT;
+    }
     if (st == MMS_ERR_FORMAT && dup >= 0) {
         char shown[200];
         st = mms_error_set(err, MMS_ERR_FORMAT, "%s: piece %d '%s' is already defined", name, (int)dup,

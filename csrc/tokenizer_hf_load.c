@@ -294,9 +294,22 @@ mms_status mms_hf_tokenizer_create_json(const char *json, size_t len, const char
     *out = NULL;
     mms_hf_tokenizer *t = new_tokenizer(name ? name : "tokenizer.json", err);
     if (!t) return MMS_ERR_NOMEM;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    /* JSON is UTF-8 (HF's reader refuses anything else); cJSON would copy stray bytes into tokens,
+     * which decoders without a byte-level step would then hand out as text */
     mms_status st;
+    cJSON *root = NULL;
+    const char *end = NULL;
+    size_t at = 0;
+    for (uint32_t cp; at < len;) {
+        int l = mms_utf8_next((const uint8_t *)json + at, len - at, &cp);
+        if (!l) break;
+        at += (size_t)l;
+    }
+    if (at < len) {
+        st = mms_error_set(err, MMS_ERR_FORMAT, "%s: not UTF-8 (byte %zu)", t->name, at);
+        goto done;
+    }
+    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         st = mms_error_set(err, MMS_ERR_FORMAT, "%s: not a valid JSON object (error near byte %ld)", t->name,
                            root || !end ? 0L : (long)(end - json));
