@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The C core + extension built with AddressSanitizer + UndefinedBehaviorSanitizer (gcc), and the
+# The C core + extension built with AddressSanitizer + UndefinedBehaviorSanitizer (gcc; plus
+# float-cast-overflow, which -fsanitize=undefined leaves out), and the
 # whole test suite run against that build (issue 7, part 1). Any ASan report or UBSan runtime
 # error aborts the Python process (halt_on_error), so the suite fails. Leak checking is off here:
 # CPython itself "leaks" at exit; the per-family leak check is separate.
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 WORK=${MMS_ASAN_DIR:-$ROOT/build/asan}
 mkdir -p "$WORK"
-MMS_SANITIZE=address,undefined .venv/bin/python setup.py -q build_ext --build-lib "$WORK/lib" \
+MMS_SANITIZE=address,undefined,float-cast-overflow .venv/bin/python setup.py -q build_ext --build-lib "$WORK/lib" \
     --build-temp "$WORK/tmp" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
 # a copy of the tree whose mmsuite/ holds the sanitized extension (conftest puts the tree first on sys.path)
 rm -rf "$WORK/tree" && mkdir -p "$WORK/tree"
