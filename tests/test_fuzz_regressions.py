@@ -148,9 +148,8 @@ def test_png_huge_itxt_chunk():
 
 def test_png_ancillary_chunks_change_no_pixel():
     """Skipping ancillary chunks keeps the decode equal to Pillow's for files that carry them."""
-    np = pytest.importorskip("numpy")
-    Image = pytest.importorskip("PIL.Image")
-    PngImagePlugin = pytest.importorskip("PIL.PngImagePlugin")
+    import numpy as np
+    from PIL import Image, PngImagePlugin
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "x" * 5000)
     info.add_text("Title", "caf\u00e9", zip=True)
@@ -175,9 +174,8 @@ def test_bpe_normal_piece_repeats_control():
     model = regression("fuzz_sp_model", "bpe_normal_piece_repeats_control")
     with pytest.raises(FormatError, match=r"piece 388 '<s>' is already defined"):
         _C.SentencePiece(model, "mutated.model")
-    spm = pytest.importorskip("sentencepiece")
-    with pytest.raises(RuntimeError, match="already defined"):
-        spm.SentencePieceProcessor(model_proto=model)
+    # (sentencepiece 0.2.3 raises RuntimeError "... is already defined" on this file; the library
+    # is not a test dependency, so the rule is pinned here by the C loader's behaviour alone)
 
 
 def test_unigram_allows_control_and_normal_with_one_string():
@@ -185,9 +183,7 @@ def test_unigram_allows_control_and_normal_with_one_string():
     from tests.test_sentencepiece import BASIC, _model, _piece
     m = _model(BASIC + [_piece("<s>", -3.0, 1)])  # unigram, a NORMAL "<s>" after the CONTROL one
     sp = _C.SentencePiece(m, "u.model")
-    assert sp.piece_to_id("<s>") == 1
-    spm = pytest.importorskip("sentencepiece")
-    assert spm.SentencePieceProcessor(model_proto=m).piece_to_id("<s>") == 1
+    assert sp.piece_to_id("<s>") == 1  # as sentencepiece 0.2.3 gives
 
 
 # ---- fuzz_tokenizer_json ----------------------------------------------------------------------
