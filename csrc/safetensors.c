@@ -151,7 +151,7 @@ static mms_status parse_file(mms_weights *w, int fi, mms_error *err) {
             break;
         }
         int64_t ne[MMS_MAX_DIMS];
-        uint64_t numel = 1;
+        uint64_t numel = 1, extent = 1; /* extent: the product of the non-zero dims (strides) */
         int ok = 1, huge = 0;
         int d = 0;
         for (cJSON *s = js->child; s; s = s->next, d++) {
@@ -161,10 +161,13 @@ static mms_status parse_file(mms_weights *w, int fi, mms_error *err) {
                 else ok = 0;
                 break;
             }
-            /* no file holds 2^48 elements: refusing here keeps every size product below overflow */
-            if (v > ((uint64_t)1 << 48) || (v && numel > ((uint64_t)1 << 48) / v)) { huge = 1; break; }
+            /* no file holds 2^48 elements: refusing here keeps every size and stride product below
+             * overflow (zero-sized dims included: (0, 2^40, 2^40) has byte strides too) */
+            const uint64_t m = v ? v : 1;
+            if (v > ((uint64_t)1 << 48) || extent > ((uint64_t)1 << 48) / m) { huge = 1; break; }
             ne[d] = (int64_t)v;
             numel *= v;
+            extent *= m;
         }
         if (!ok || huge) {
             rc = mms_error_set(err, MMS_ERR_FORMAT, huge ? "%s: tensor '%s': shape declares more than 2^48 elements"

@@ -32,7 +32,10 @@ static inline const char *jstr(const cJSON *o, const char *key) {
 }
 
 static inline int jint(const cJSON *v, int64_t lo, int64_t hi, int64_t *out) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble) return -1;
+    /* range first: casting a double outside int64's range is undefined behaviour */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9.0e18 && v->valuedouble <= 9.0e18) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
+        return -1;
     *out = (int64_t)v->valuedouble;
     return *out >= lo && *out <= hi ? 0 : -1;
 }

@@ -111,6 +111,26 @@ def test_index_empty_weight_map(tmp_path):
     assert _C.weights_info(str(tmp_path)) == {}
 
 
+def test_zero_dim_stride_overflow(tmp_path):
+    """Shape [0, 56666666666666, 66666]: 0 elements passed the 2^48-element bound, but the byte
+    strides of the other dims overflowed int64 in mms_tensor_view (undefined behaviour; found by
+    the 30-minute run). The bound now covers the product of the non-zero dims."""
+    path, _ = _write_harness_checkpoint(regression("fuzz_safetensors", "zero_dim_stride_overflow"), tmp_path)
+    assert b'"shape":[0,56666666666666,66666]' in (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(FormatError, match=r"tensor 'i': shape declares more than 2\^48 elements"):
+        _C.weights_info(path)
+    # the same in a clean file, and a legitimate zero-sized tensor still loads
+    for shape, ok in (([0, 2**40, 2**40], False), ([0, 4096, 4096], True)):
+        header = json.dumps({"t": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}).encode()
+        f = tmp_path / "clean.safetensors"
+        f.write_bytes(struct.pack("<Q", len(header)) + header)
+        if ok:
+            assert _C.weights_info(str(f)) == {"t": ("float32", tuple(shape))}
+        else:
+            with pytest.raises(FormatError, match="more than 2\\^48 elements"):
+                _C.weights_info(str(f))
+
+
 # ---- fuzz_image -------------------------------------------------------------------------------
 
 
@@ -196,6 +216,15 @@ def test_non_utf8_tokenizer_json():
     data = regression("fuzz_tokenizer_json", "non_utf8_token_json")[1:]  # byte 0: harness options
     bad = next(i for i in range(len(data)) if not _utf8_prefix_ok(data, i))
     with pytest.raises(FormatError, match=re.escape(f"fuzz.json: not UTF-8 (byte {bad})")):
+        _C.HFTokenizer(data, name="fuzz.json")
+
+
+def test_added_token_id_float_overflow():
+    """added_tokens id 6.7e106: jint (csrc/tokenizer_hf_json.h) cast it to int64 before the range
+    check (undefined behaviour; found by the 30-minute run). Now out of range, a FormatError."""
+    data = regression("fuzz_tokenizer_json", "added_token_id_float_overflow")[1:]  # byte 0: options
+    assert b'"id":66666666666666666666' in data
+    with pytest.raises(FormatError, match=r"fuzz\.json: added_tokens: entry 2 needs \"id\""):
         _C.HFTokenizer(data, name="fuzz.json")
 
 
