@@ -7,10 +7,6 @@
  * the input is also written as config.json (and then open_clip_config.json) to a private
  * temporary directory holding no weights: they parse the config, then fail cleanly on the
  * missing checkpoint. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-
 #include "backend.h"
 #include "blip2.h"
 #include "clip_internal.h"
@@ -19,43 +15,11 @@
 #include "llava.h"
 #include "qformer.h"
 
-static char g_dir[PATH_MAX];
-
-static void rm_in_dir(const char *name) {
-    char p[PATH_MAX + 64];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    unlink(p);
-}
-
-static void cleanup(void) {
-    rm_in_dir("config.json");
-    rm_in_dir("open_clip_config.json");
-    rmdir(g_dir);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || !tmp[0]) tmp = fuzz_is_dir("/dev/shm") ? "/dev/shm" : "/tmp";
-    snprintf(g_dir, sizeof g_dir, "%s/mms_fuzz_cfg.XXXXXX", tmp);
-    if (!mkdtemp(g_dir)) FUZZ_DIE("mkdtemp %s: %s", g_dir, strerror(errno));
-    atexit(cleanup);
+    fuzz_dir_create("cfg");
     return 0;
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t n) {
-    char p[PATH_MAX + 64];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) FUZZ_DIE("open %s: %s", p, strerror(errno));
-    while (n) {
-        ssize_t w = write(fd, data, n);
-        if (w <= 0) FUZZ_DIE("write %s: %s", p, strerror(errno));
-        data += w;
-        n -= (size_t)w;
-    }
-    close(fd);
 }
 
 /* A failing call must leave a message; a succeeding one none of our business. */
@@ -114,15 +78,15 @@ static void loaders(void) {
     mms_backend *be = mms_backend_cpu();
     /* each must fail: there are no weights (a config error or "no safetensors") */
     err.msg[0] = 0;
-    mms_status st = mms_llava_load_ex(g_dir, MMS_DTYPE_F32, be, 0, &lv, &err);
+    mms_status st = mms_llava_load_ex(fuzz_dir, MMS_DTYPE_F32, be, 0, &lv, &err);
     FUZZ_CHECK(st != MMS_OK && !lv, "llava loaded without weights");
     expect(st, &err, "llava_load");
     err.msg[0] = 0;
-    st = mms_blip2_load_ex(g_dir, MMS_DTYPE_F32, be, 0, &b2, &err);
+    st = mms_blip2_load_ex(fuzz_dir, MMS_DTYPE_F32, be, 0, &b2, &err);
     FUZZ_CHECK(st != MMS_OK && !b2, "blip2 loaded without weights");
     expect(st, &err, "blip2_load");
     err.msg[0] = 0;
-    st = mms_clip_load(g_dir, MMS_DTYPE_F32, be, &cl, &err);
+    st = mms_clip_load(fuzz_dir, MMS_DTYPE_F32, be, &cl, &err);
     FUZZ_CHECK(st != MMS_OK && !cl, "clip loaded without weights");
     expect(st, &err, "clip_load");
 }
@@ -139,16 +103,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         parsers(&j);
         mms_json_free(&j);
         /* the loaders only get inputs that parse: others stop in mms_json_load */
-        write_file("config.json", data, size);
+        fuzz_dir_write("config.json", data, size);
         loaders();
-        rm_in_dir("config.json");
-        write_file("open_clip_config.json", data, size);
+        fuzz_dir_remove("config.json");
+        fuzz_dir_write("open_clip_config.json", data, size);
         mms_clip *cl = NULL;
         err.msg[0] = 0;
-        st = mms_clip_load(g_dir, MMS_DTYPE_F32, mms_backend_cpu(), &cl, &err);
+        st = mms_clip_load(fuzz_dir, MMS_DTYPE_F32, mms_backend_cpu(), &cl, &err);
         FUZZ_CHECK(st != MMS_OK && !cl, "openclip loaded without weights");
         expect(st, &err, "clip_load(openclip)");
-        rm_in_dir("open_clip_config.json");
+        fuzz_dir_remove("open_clip_config.json");
     }
     free(text);
     return 0;

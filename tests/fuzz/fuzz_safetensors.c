@@ -14,52 +14,14 @@
  * After a successful open every tensor is looked up by name (find, get), its view checked to
  * lie inside its mapping, and read after the checkpoint is closed (the views keep the mapping
  * alive); renames are exercised too. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-
 #include "fuzz_util.h"
 #include "safetensors.h"
-
-static char g_dir[PATH_MAX];
-
-static void cleanup(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[PATH_MAX + 256];
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.') {
-            snprintf(p, sizeof p, "%s/%s", g_dir, de->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(g_dir);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || !tmp[0]) tmp = fuzz_is_dir("/dev/shm") ? "/dev/shm" : "/tmp";
-    snprintf(g_dir, sizeof g_dir, "%s/mms_fuzz_st.XXXXXX", tmp);
-    if (!mkdtemp(g_dir)) FUZZ_DIE("mkdtemp %s: %s", g_dir, strerror(errno));
-    atexit(cleanup);
+    fuzz_dir_create("st");
     return 0;
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t n) {
-    char p[PATH_MAX + 64];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) FUZZ_DIE("open %s: %s", p, strerror(errno));
-    while (n) {
-        ssize_t w = write(fd, data, n);
-        if (w <= 0) FUZZ_DIE("write %s: %s", p, strerror(errno));
-        data += w;
-        n -= (size_t)w;
-    }
-    close(fd);
 }
 
 static void exercise(mms_weights *w) {
@@ -123,9 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const int flags = (mode & 4) ? MMS_WEIGHTS_IN_MEMORY : 0;
     char path[PATH_MAX + 64];
     if (!(mode & 1)) {
-        write_file("model.safetensors", data, size);
-        if (mode & 2) snprintf(path, sizeof path, "%s", g_dir);
-        else snprintf(path, sizeof path, "%s/model.safetensors", g_dir);
+        fuzz_dir_write("model.safetensors", data, size);
+        if (mode & 2) snprintf(path, sizeof path, "%s", fuzz_dir);
+        else snprintf(path, sizeof path, "%s/model.safetensors", fuzz_dir);
     } else {
         if (size < 4) return 0;
         size_t idx_len = ((size_t)data[0] | (size_t)data[1] << 8) % (size - 4 + 1);
@@ -133,11 +95,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         data += 4;
         size -= 4;
         size_t rest = size - idx_len;
-        write_file("model.safetensors.index.json", data, idx_len);
-        write_file("s1.safetensors", data + idx_len, s1);
-        write_file("s2.safetensors", data + idx_len + s1, rest - s1);
-        if (mode & 2) snprintf(path, sizeof path, "%s", g_dir);
-        else snprintf(path, sizeof path, "%s/model.safetensors.index.json", g_dir);
+        fuzz_dir_write("model.safetensors.index.json", data, idx_len);
+        fuzz_dir_write("s1.safetensors", data + idx_len, s1);
+        fuzz_dir_write("s2.safetensors", data + idx_len + s1, rest - s1);
+        if (mode & 2) snprintf(path, sizeof path, "%s", fuzz_dir);
+        else snprintf(path, sizeof path, "%s/model.safetensors.index.json", fuzz_dir);
     }
     mms_weights *w = NULL;
     mms_error err;
@@ -148,9 +110,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     else FUZZ_CHECK(w == NULL && err.msg[0], "failed open left a handle or no message (%d)", st);
     /* the next input starts from an empty directory */
     const char *names[] = {"model.safetensors", "model.safetensors.index.json", "s1.safetensors", "s2.safetensors"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        snprintf(path, sizeof path, "%s/%s", g_dir, names[i]);
-        unlink(path);
-    }
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) fuzz_dir_remove(names[i]);
     return 0;
 }

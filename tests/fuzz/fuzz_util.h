@@ -7,6 +7,9 @@
 #ifndef MMS_FUZZ_UTIL_H
 #define MMS_FUZZ_UTIL_H
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,6 +117,53 @@ static inline int fuzz_utf8_ok(const uint8_t *s, size_t n) {
         i += k;
     }
     return 1;
+}
+
+/* ---- a private scratch directory (harnesses whose API takes paths) ----------------------- */
+
+static char fuzz_dir[PATH_MAX]; /* one per harness (each is its own program) */
+
+static void fuzz_dir_cleanup(void) {
+    DIR *d = opendir(fuzz_dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[PATH_MAX + 256];
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%s", fuzz_dir, de->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(fuzz_dir);
+}
+
+/* Create fuzz_dir under $TMPDIR (else /dev/shm when available, else /tmp), removed at exit. */
+static inline void fuzz_dir_create(const char *tag) {
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !tmp[0]) tmp = fuzz_is_dir("/dev/shm") ? "/dev/shm" : "/tmp";
+    snprintf(fuzz_dir, sizeof fuzz_dir, "%s/mms_fuzz_%s.XXXXXX", tmp, tag);
+    if (!mkdtemp(fuzz_dir)) FUZZ_DIE("mkdtemp %s: %s", fuzz_dir, strerror(errno));
+    atexit(fuzz_dir_cleanup);
+}
+
+static inline void fuzz_dir_write(const char *name, const uint8_t *data, size_t n) {
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/%s", fuzz_dir, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) FUZZ_DIE("open %s: %s", p, strerror(errno));
+    while (n) {
+        ssize_t w = write(fd, data, n);
+        if (w <= 0) FUZZ_DIE("write %s: %s", p, strerror(errno));
+        data += w;
+        n -= (size_t)w;
+    }
+    close(fd);
+}
+
+static inline void fuzz_dir_remove(const char *name) {
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/%s", fuzz_dir, name);
+    unlink(p);
 }
 
 #endif
