@@ -294,6 +294,15 @@ static mms_status check_outputs(const mms_outputs *o, mms_error *err) {
     return MMS_OK;
 }
 
+/* After a computation returned rc: the files checked again, then the outputs; on any failure
+ * the outputs are released. */
+static mms_status after_call(const mms_clip *m, mms_status rc, mms_outputs *out, mms_error *err) {
+    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err);
+    if (rc == MMS_OK) rc = check_outputs(out, err);
+    if (rc != MMS_OK) mms_outputs_release(out);
+    return rc;
+}
+
 /* The public entry points: the weights' files are checked before and after the computation
  * (mapping.h), so a result computed while a file changed under the mapping is an error; then
  * the outputs are checked for NaN / Inf. */
@@ -301,10 +310,7 @@ mms_status mms_clip_encode_image(const mms_clip *m, const mms_tensor *px, mms_ou
     memset(out, 0, sizeof *out);
     mms_status rc = mms_mapset_check(&m->maps, err);
     if (rc == MMS_OK) rc = encode_image(m, px, out, err);
-    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err);
-    if (rc == MMS_OK) rc = check_outputs(out, err);
-    if (rc != MMS_OK) mms_outputs_release(out);
-    return rc;
+    return after_call(m, rc, out, err);
 }
 
 mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const mms_tensor *mask, mms_outputs *out,
@@ -312,10 +318,7 @@ mms_status mms_clip_encode_text(const mms_clip *m, const mms_tensor *ids, const 
     memset(out, 0, sizeof *out);
     mms_status rc = mms_mapset_check(&m->maps, err);
     if (rc == MMS_OK) rc = encode_text(m, ids, mask, out, err);
-    if (rc == MMS_OK) rc = mms_mapset_check(&m->maps, err);
-    if (rc == MMS_OK) rc = check_outputs(out, err);
-    if (rc != MMS_OK) mms_outputs_release(out);
-    return rc;
+    return after_call(m, rc, out, err);
 }
 
 mms_status mms_clip_vision_hidden(const mms_clip *m, const mms_tensor *px, int n_layers, float *out, mms_error *err) {

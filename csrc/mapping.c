@@ -19,15 +19,16 @@
 #define MAX_SLOTS 512
 
 typedef struct map_ctx {
-    int fd;             /* -1 for an in-memory copy */
+    int fd;             /* -1 for an in-memory copy (MMS_MAP_IN_MEMORY) */
     int slot;           /* index in `slots`, or -1 */
     char *path;
     dev_t dev;
     ino_t ino;
     off_t size;
     struct timespec mtime;
-    int in_memory;
 } map_ctx;
+
+static int is_copy(const map_ctx *c) { return c->fd < 0; }
 
 typedef struct slot {
     uintptr_t begin;    /* atomic; 0 = free */
@@ -89,7 +90,7 @@ static void ensure_handler(void) {
 static int same_file(const map_ctx *c, const struct stat *st, int in_memory) {
     return c->dev == st->st_dev && c->ino == st->st_ino && c->size == st->st_size &&
            c->mtime.tv_sec == st->st_mtim.tv_sec && c->mtime.tv_nsec == st->st_mtim.tv_nsec &&
-           c->in_memory == in_memory;
+           is_copy(c) == in_memory;
 }
 
 /* A live registered mapping of the same file, with one more reference; NULL if none. */
@@ -114,10 +115,10 @@ static void do_register(mms_storage *s) {
         if (slots[i].s) continue;
         slots[i].s = s;
         __atomic_store_n(&slots[i].poisoned, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&slots[i].len, c->in_memory ? 0 : s->size, __ATOMIC_RELEASE);
-        __atomic_store_n(&slots[i].begin, c->in_memory ? 0 : (uintptr_t)s->data, __ATOMIC_RELEASE);
+        __atomic_store_n(&slots[i].len, is_copy(c) ? 0 : s->size, __ATOMIC_RELEASE);
+        __atomic_store_n(&slots[i].begin, is_copy(c) ? 0 : (uintptr_t)s->data, __ATOMIC_RELEASE);
         c->slot = i;
-        if (!c->in_memory && s->size) ensure_handler();
+        if (!is_copy(c) && s->size) ensure_handler();
         break;
     }
     pthread_mutex_unlock(&reg_lock);
@@ -213,7 +214,7 @@ mms_status mms_map_file(const char *path, int flags, mms_storage **out, mms_erro
     /* The fd of a mapping stays open for its life: it pins the inode if the path is replaced
      * and lets mms_mapset_check see the file shrink or change. */
     *c = (map_ctx){.fd = fd, .slot = -1, .path = pc, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                   .mtime = st.st_mtim, .in_memory = in_memory};
+                   .mtime = st.st_mtim};
     s->refs = 1;
     s->data = p;
     s->size = size;
@@ -262,7 +263,7 @@ void mms_mapset_release(mms_mapset *set) {
 mms_status mms_mapset_check(const mms_mapset *set, mms_error *err) {
     for (int i = 0; set && i < set->n; i++) {
         const map_ctx *c = set->maps[i]->ctx;
-        if (c->in_memory) continue;
+        if (is_copy(c)) continue;
         if (c->slot >= 0 && __atomic_load_n(&slots[c->slot].poisoned, __ATOMIC_ACQUIRE))
             return mms_error_set(err, MMS_ERR_IO,
                                  "%s: the file was truncated while mapped; reads of the lost pages returned zeros, so "
@@ -295,7 +296,7 @@ int mms_mappings_list(mms_mapping_info *out, int max) {
             snprintf(o->path, sizeof o->path, "%s", c->path);
             o->size = s->size;
             o->refs = __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE);
-            o->in_memory = c->in_memory;
+            o->in_memory = is_copy(c);
             o->poisoned = __atomic_load_n(&slots[i].poisoned, __ATOMIC_ACQUIRE);
         }
         n++;
