@@ -272,7 +272,6 @@ class Blip2:
         cfg = self.generation_config
         cfg = GenerationConfig(**{**cfg.__dict__, **gen}) if gen else cfg
         items = self._prompts(imgs, prompts)
-        self._gen.abort.clear()
         out = self._gen.generate(items, cfg, self._tokenizer_or_none())
         if return_ids:
             return out

@@ -149,9 +149,7 @@ class Generator:
         self.context_length = int(context_length)
         self.max_step_tokens = int(max_step_tokens)
         # stop() bumps the epoch: a run aborts when the epoch moved since it started, so a call
-        # starting on another thread cannot swallow the stop. `abort` (an Event) is the older
-        # switch, still honoured; the models clear it when a call starts.
-        self.abort = threading.Event()
+        # starting on another thread cannot swallow the stop (a flag cleared per call could).
         self._epoch = 0
         self._epoch_lock = threading.Lock()
 
@@ -160,10 +158,9 @@ class Generator:
         step (its KV state is freed with it); calls started afterwards are not affected."""
         with self._epoch_lock:
             self._epoch += 1
-        self.abort.set()
 
     def _check_abort(self, epoch):
-        if self._epoch != epoch or self.abort.is_set():
+        if self._epoch != epoch:
             raise KeyboardInterrupt("generation aborted")
 
     # -- helpers ---------------------------------------------------------------------------

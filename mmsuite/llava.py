@@ -172,7 +172,6 @@ class CausalLM:
             tok = self.tokenizer
         encoded = [(self._encode(p), None) for p in items]
         self._handle()
-        self._gen.abort.clear()
         if stream:
             if len(encoded) != 1:
                 raise ValueError("stream=True takes one prompt")
@@ -186,7 +185,6 @@ class CausalLM:
         """Token-level generation: prompts are id lists; returns sequences and finish reasons."""
         cfg = _gen_config(self.generation_config, **gen)
         self._handle()
-        self._gen.abort.clear()
         V = self.info["vocab_size"]
         return self._gen.generate([(token_id_list(p, f"prompts[{i}]", V), None) for i, p in enumerate(prompts)], cfg,
                                   self._tokenizer)
@@ -357,7 +355,6 @@ class Llava(CausalLM):
         """Continue a raw prompt (text with <image> placeholders, or ids) given its images."""
         cfg = _gen_config(self.generation_config, **gen)
         ids, emb = self.build_prompt(prompt, images or [])
-        self._gen.abort.clear()
         if stream:
             return self._gen.stream((ids, emb), cfg, self.tokenizer)
         tok = self.tokenizer if isinstance(prompt, str) else self._tokenizer
@@ -373,7 +370,6 @@ class Llava(CausalLM):
         prompt = self._render(messages)
         cfg = _gen_config(self.generation_config, **gen)
         ids, emb = self.build_prompt(prompt, images)
-        self._gen.abort.clear()
         if stream:
             return self._gen.stream((ids, emb), cfg, self.tokenizer)
         return self._gen.generate([(ids, emb)], cfg, self.tokenizer).texts[0]
@@ -395,7 +391,6 @@ class Llava(CausalLM):
         for img, q in zip(images, questions):
             msgs = [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": q}]}]
             prompts.append(self.build_prompt(self._render(msgs), [img]))
-        self._gen.abort.clear()
         return self._gen.generate(prompts, cfg, self.tokenizer).texts
 
 

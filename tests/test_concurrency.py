@@ -356,12 +356,19 @@ def _reference(m, images):
     return m.generate(PROMPT, images=[images[0]], max_new_tokens=40, min_new_tokens=40)
 
 
-def test_stop_from_another_thread(long_llava, images, monkeypatch):
-    m = long_llava
+def _prepare_interrupt(m, images, monkeypatch):
+    """(reference text, live C blocks, a step counter on the model's abort check) before a run
+    that will be interrupted."""
     before = _reference(m, images)
     blocks = _live_blocks()
     steps = _CountSteps(m._gen)
     monkeypatch.setattr(m._gen, "_check_abort", steps)
+    return before, blocks, steps
+
+
+def test_stop_from_another_thread(long_llava, images, monkeypatch):
+    m = long_llava
+    before, blocks, steps = _prepare_interrupt(m, images, monkeypatch)
 
     def stop():
         m.stop()
@@ -432,10 +439,7 @@ def test_stop_reaches_runs_of_every_thread_and_spares_later_calls(long_llava, lm
 def test_sigint_during_generation(long_llava, images, monkeypatch, stream):
     """A real SIGINT (Ctrl-C) sent to the process while the main thread decodes."""
     m = long_llava
-    before = _reference(m, images)
-    blocks = _live_blocks()
-    steps = _CountSteps(m._gen)
-    monkeypatch.setattr(m._gen, "_check_abort", steps)
+    before, blocks, steps = _prepare_interrupt(m, images, monkeypatch)
 
     def kill():
         _sigint()
